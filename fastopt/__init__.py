@@ -1,0 +1,34 @@
+"""fastopt: machine-learning optimizers as fused, single-pass Cython kernels over NumPy arrays.
+
+Every optimizer has torch.optim's name, arguments, defaults, state names and semantics; ``step(grads)``
+updates NumPy parameters in place. ``backend="numpy"`` runs the pure-NumPy reference of the same math
+(``fastopt.reference``); the compiled kernels are in ``fastopt.kernels``.
+"""
+from . import kernels, reference
+from ._base import Optimizer
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .momentum import Momentum
+from .nadam import NAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Momentum",
+    "NAdam",
+    "Optimizer",
+    "RMSprop",
+    "kernels",
+    "reference",
+    "__version__",
+]

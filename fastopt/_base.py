@@ -1,0 +1,207 @@
+"""The Optimizer base class: parameter groups, lazy per-parameter state, the step loop, state_dict.
+
+Subclasses are thin: they name their kernel, list their state, check their hyperparameters and map a
+group's hyperparameters onto the kernel's keywords. They do no array arithmetic.
+"""
+import copy
+
+import numpy as np
+
+from . import _validation as check
+from . import kernels, reference
+
+BACKENDS = {"cython": kernels, "numpy": reference}
+
+
+class Optimizer:
+    """Base class of fastopt's optimizers, with torch.optim.Optimizer's structure.
+
+    Parameters are NumPy arrays (any shape, C-contiguous, writeable, float32 or float64), given as a
+    list or as a list of parameter groups (dicts with a ``"params"`` list and per-group hyperparameters).
+    ``step(grads)`` takes one gradient per parameter (groups in order; None skips that parameter) and
+    updates the parameters in place.
+
+    ``state`` maps each parameter's index (its position across the groups, as in ``state_dict()``) to
+    its state dict, with torch's key names; counters such as ``step`` are 0-d arrays of the parameter's
+    dtype. Parameters never stepped have no entry.
+    """
+
+    _kernel = None  # the name of the kernel in fastopt.kernels / fastopt.reference
+
+    def __init__(self, params, defaults, *, backend="cython"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self._check_hyperparameters(defaults)
+        self.defaults = defaults
+        self.state = {}
+        self.param_groups = []
+        if isinstance(params, np.ndarray) or isinstance(params, dict):
+            raise TypeError("params argument given to the optimizer should be an iterable of arrays "
+                            f"or dicts, but got {type(params).__name__}")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- parameter groups ---------------------------------------------------------------------------
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters; missing
+        hyperparameters come from the constructor's defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group.get("params")
+        if isinstance(params, np.ndarray):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs. Please use a list instead.")
+        elif params is None:
+            raise ValueError("param_group must have a 'params' entry")
+        else:
+            params = list(params)
+        existing = self._params()
+        for offset, p in enumerate(params):
+            check.param(p, len(existing) + offset)
+        ids = {id(p) for p in existing}
+        if any(id(p) in ids for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter appears twice in one parameter group")
+        group = {"params": params}
+        for name, default in self.defaults.items():
+            group[name] = param_group.get(name, default)
+        for name, value in param_group.items():
+            group.setdefault(name, value)
+        self._check_hyperparameters(group)
+        self.param_groups.append(group)
+
+    # -- the step -----------------------------------------------------------------------------------
+
+    def step(self, grads):
+        """Update every parameter whose gradient is not None, in place.
+
+        ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
+        any array is touched: a rejected step changes nothing.
+        """
+        for group in self.param_groups:
+            self._check_hyperparameters(group)
+        params = self._params()
+        work = check.grads(grads, params)
+        owner = [group for group in self.param_groups for _ in group["params"]]
+        kernel = getattr(BACKENDS[self.backend], self._kernel)
+        for index, param, grad in work:
+            group = owner[index]
+            state = self.state.setdefault(index, {})
+            spec = self._state_spec(group)
+            created = self._complete_state(state, spec, param)
+            flat = {key: state[key].reshape(-1) for key in spec}
+            self._update(kernel, param.reshape(-1), grad.reshape(-1), flat, group, created)
+
+    # -- what subclasses provide --------------------------------------------------------------------
+
+    def _check_hyperparameters(self, group):
+        """Raise torch's ValueError/TypeError for a bad hyperparameter in ``group``."""
+        raise NotImplementedError
+
+    def _state_spec(self, group):
+        """The state of one parameter, in torch's key order: ``{key: (fill, scalar)}``. ``fill`` is the
+        initial value (None: created by the step itself); ``scalar`` marks 0-d counters."""
+        raise NotImplementedError
+
+    def _update(self, kernel, param, grad, state, group, created):
+        """Call ``kernel`` on flat views of one parameter, its gradient and its state (``created``: the
+        state keys this step allocated, e.g. SGD's momentum buffer on its first step)."""
+        raise NotImplementedError
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def _new_state(self, param, group):
+        state = {}
+        self._complete_state(state, self._state_spec(group), param)
+        return state
+
+    @staticmethod
+    def _complete_state(state, spec, param):
+        """Add the spec's missing keys to ``state`` (fill None: uninitialised, the kernel writes it);
+        returns the keys added. Keys appear lazily, e.g. ``max_exp_avg_sq`` when amsgrad is turned on."""
+        created = []
+        for key, (fill, scalar) in spec.items():
+            if key not in state:
+                shape = () if scalar else param.shape
+                state[key] = (np.empty(shape, param.dtype) if fill is None
+                              else np.full(shape, fill, dtype=param.dtype))
+                created.append(key)
+        return created
+
+    def state_dict(self):
+        """torch's structure: ``{"state": {index: {key: array}}, "param_groups": [{..., "params": [index, ...]}]}``.
+
+        As in torch the arrays are the live state (not copies): pickle it or ``copy.deepcopy`` it to
+        keep a snapshot.
+        """
+        groups, start = [], 0
+        for group in self.param_groups:
+            packed = {key: value for key, value in group.items() if key != "params"}
+            packed["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(packed)
+        return {"state": {index: dict(state) for index, state in self.state.items()},
+                "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a ``state_dict()`` (from fastopt, or torch.optim's with tensors): parameters are matched
+        by position, hyperparameters replace the current ones and state arrays are copied into the
+        parameters' dtype. Everything is checked first: a rejected load changes nothing."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise TypeError("state_dict must be a dict with 'state' and 'param_groups' entries")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(self.param_groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size "
+                             "of optimizer's group")
+        new_groups = []
+        for group, saved in zip(self.param_groups, saved_groups):
+            new_group = {key: value for key, value in group.items() if key != "params"}
+            new_group.update(copy.deepcopy({k: v for k, v in saved.items() if k not in ("params", "param_names")}))
+            self._check_hyperparameters(new_group)
+            new_groups.append({"params": group["params"], **new_group})
+        params = self._params()
+        owner = [group for group in new_groups for _ in group["params"]]
+        position = {saved_id: i for i, saved_id in enumerate(i for g in saved_groups for i in g["params"])}
+        new_state = {}
+        for saved_id, saved in state_dict["state"].items():
+            if saved_id not in position:
+                raise ValueError(f"loaded state dict has state for parameter id {saved_id!r}, which no "
+                                 "parameter group lists")
+            index = position[saved_id]
+            new_state[index] = self._load_state(saved, params[index], index, owner[index])
+        self.param_groups[:] = [{**g} for g in new_groups]
+        self.state = new_state
+
+    def _load_state(self, saved, param, index, group):
+        if not isinstance(saved, dict):
+            raise TypeError(f"state of params[{index}] must be a dict, got {type(saved).__name__}")
+        spec = self._state_spec(group)
+        state = {}
+        for key, (fill, scalar) in spec.items():
+            if key in saved:
+                state[key] = check.state_buffer(saved[key], param, index, key, scalar)
+            elif fill is not None:
+                raise ValueError(f"state of params[{index}] has no {key!r} (expected keys: {list(spec)})")
+        return state  # keys this optimizer does not use are dropped
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {group[key]}" for key in sorted(group) if key != "params"]
+        return "\n".join(lines + [")"])

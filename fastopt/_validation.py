@@ -1,0 +1,143 @@
+"""Every argument check of fastopt, in one place.
+
+Hyperparameter checks raise torch.optim's messages (ValueError for a bad value, TypeError for a bad type).
+Array checks name the parameter index and what was expected. Everything here runs before any buffer is
+touched, so a rejected constructor, step or load changes nothing.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ---------------------------------------------------------------------------------------------------
+# hyperparameters
+
+
+def real(name, value):
+    """A real number (Python or NumPy int/float, or a 1-element array); returns it as a float."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"{name} as an array must have exactly 1 element, got shape {value.shape}")
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def nonnegative(name, value, label=None):
+    """torch's ``if not 0.0 <= value: raise ValueError(f"Invalid {label}: {value}")`` (NaN fails too)."""
+    if not 0.0 <= real(name, value):
+        raise ValueError(f"Invalid {label or name + ' value'}: {value}")
+
+
+def learning_rate(lr):
+    nonnegative("lr", lr, "learning rate")
+
+
+def epsilon(eps):
+    nonnegative("eps", eps, "epsilon value")
+
+
+def betas(value):
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {value!r}")
+    for i, beta in enumerate(value):
+        if not 0.0 <= real(f"betas[{i}]", beta) < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
+def unit_interval(name, value, closed=False):
+    """0 <= value < 1 (or <= 1 when ``closed``), with torch's "Invalid {name} value" message."""
+    v = real(name, value)
+    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def torch_only_flags(group):
+    """torch's implementation switches (foreach, fused) are accepted and inert: fastopt always runs
+    its one fused kernel. capturable and differentiable need CUDA graphs and autograd."""
+    for name in ("foreach", "fused"):
+        if name in group and group[name] is not None:
+            flag(name, group[name])
+    for name in ("capturable", "differentiable"):
+        if group.get(name, False):
+            raise ValueError(f"{name}=True is not supported by fastopt (it needs torch's "
+                             f"{'CUDA graphs' if name == 'capturable' else 'autograd'})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# parameters, gradients and state
+
+
+def _dtype_message(what, dtype):
+    if dtype == np.float16 or dtype.name == "bfloat16":
+        return (f"{what} has dtype {dtype}; fastopt supports float32 and float64 "
+                "(half-precision parameters come with mixed precision)")
+    return f"{what} has dtype {dtype}, expected float32 or float64"
+
+
+def param(p, index):
+    """A parameter fastopt can update in place: a writeable, C-contiguous float32/float64 ndarray."""
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"optimizer can only optimize NumPy arrays, but params[{index}] is "
+                        f"{type(p).__module__}.{type(p).__qualname__}")
+    if p.dtype not in FLOAT_DTYPES:
+        raise TypeError(_dtype_message(f"params[{index}]", p.dtype))
+    if not p.flags.c_contiguous:
+        raise ValueError(f"params[{index}] must be C-contiguous (the optimizer updates it in place, "
+                         "so a contiguous copy would not train your array)")
+    if not p.flags.writeable:
+        raise ValueError(f"params[{index}] is read-only; the optimizer updates parameters in place")
+
+
+def grads(grads, params):
+    """Check a step's gradients against the parameters; returns ``[(index, param, grad), ...]`` for the
+    gradients that are not None. Raises before anything is updated."""
+    if isinstance(grads, np.ndarray):
+        raise TypeError("grads must be a list with one array (or None) per parameter, got one ndarray")
+    try:
+        grads = list(grads)
+    except TypeError:
+        raise TypeError("grads must be a list with one array (or None) per parameter, "
+                        f"got {type(grads).__name__}") from None
+    if len(grads) != len(params):
+        raise ValueError(f"expected {len(params)} gradients (one per parameter, None to skip), "
+                         f"got {len(grads)}")
+    work = []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            continue
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
+        if g.dtype != p.dtype:
+            raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{i}] has shape {g.shape}, expected {p.shape} (the shape of params[{i}])")
+        if not g.flags.c_contiguous:
+            raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
+        work.append((i, p, g))
+    return work
+
+
+def state_buffer(value, p, index, key, scalar):
+    """A loaded state entry as a fresh C-contiguous array of the parameter's dtype: a 0-d counter for
+    scalar state (``step``, ``mu_product``), the parameter's shape otherwise."""
+    try:
+        arr = np.array(value, dtype=p.dtype, order="C", copy=True)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"state of params[{index}]: {key!r} is not a numeric array ({exc})") from None
+    if scalar:
+        if arr.size != 1:
+            raise ValueError(f"state of params[{index}]: {key!r} must be a scalar, got shape {arr.shape}")
+        return arr.reshape(())
+    if arr.shape != p.shape:
+        raise ValueError(f"state of params[{index}]: {key!r} has shape {arr.shape}, expected {p.shape} "
+                         f"(the shape of params[{index}])")
+    return arr

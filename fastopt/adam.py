@@ -1,0 +1,80 @@
+"""Adam, AMSGrad and AdamW (torch.optim.Adam and torch.optim.AdamW)."""
+from . import _validation as check
+from ._base import Optimizer
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with AMSGrad and decoupled weight decay, as ``torch.optim.Adam``.
+
+    .. math::
+
+        g_t &\leftarrow \pm g_t + \lambda p_{t-1} \quad\text{(or } p_{t-1} \leftarrow p_{t-1}(1 - \gamma\lambda)
+              \text{ with decoupled weight decay)} \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \hat v_t &\leftarrow \max(\hat v_{t-1}, v_t) \text{ (AMSGrad)}, \quad v_t \text{ (otherwise)} \\
+        p_t &\leftarrow p_{t-1} - \frac{\gamma}{1 - \beta_1^t} \,
+              \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    As in torch, ``eps`` is added after bias-correcting :math:`\sqrt{v_t}` (not the paper's
+    :math:`\hat\epsilon` form), AMSGrad keeps the maximum of the raw :math:`v_t`, and the step count is
+    per parameter.
+
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``, and ``max_exp_avg_sq`` with amsgrad. ``foreach``,
+    ``fused`` are accepted for torch compatibility; fastopt always runs its one fused kernel.
+    """
+
+    _kernel = "adam"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False, backend="cython"):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach, capturable=capturable,
+                        differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults, backend=backend)
+
+    def _check_hyperparameters(self, group):
+        check.learning_rate(group["lr"])
+        check.epsilon(group["eps"])
+        check.betas(group["betas"])
+        check.nonnegative("weight_decay", group["weight_decay"])
+        for name in ("amsgrad", "maximize", "decoupled_weight_decay"):
+            check.flag(name, group[name])
+        check.torch_only_flags(group)
+
+    def _state_spec(self, group):
+        spec = {"step": (0.0, True), "exp_avg": (0.0, False), "exp_avg_sq": (0.0, False)}
+        if group["amsgrad"]:
+            spec["max_exp_avg_sq"] = (0.0, False)
+        return spec
+
+    def _update(self, kernel, param, grad, state, group, created):
+        beta1, beta2 = group["betas"]
+        kernel(param, grad, state["step"], state["exp_avg"], state["exp_avg_sq"],
+               state.get("max_exp_avg_sq"), lr=group["lr"], beta1=beta1, beta2=beta2,
+               eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
+               decoupled_weight_decay=group["decoupled_weight_decay"])
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
+
+    Before the Adam update every parameter is decayed, :math:`p \leftarrow p (1 - \gamma\lambda)`, with
+    the group's current learning rate. Defaults to ``weight_decay=1e-2``; ``decoupled_weight_decay`` is
+    always True. State and math otherwise as :class:`Adam`.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                 *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 backend="cython"):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, foreach=foreach, maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
+                         backend=backend)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        if not group["decoupled_weight_decay"]:
+            raise ValueError("AdamW always uses decoupled weight decay (decoupled_weight_decay=True)")

@@ -1,0 +1,79 @@
+"""Pure-NumPy twins of ``fastopt/_kernels/rmsprop.pyx``: same signatures, same math, same line order and tags.
+
+Scalars are computed in Python double and meet the arrays as Python floats, so NumPy rounds them to the
+array dtype (NEP 50) exactly as the kernel casts them; float32 results are bit-identical to the kernel's.
+"""
+import numpy as np
+
+from ._util import check_counter, check_dtypes, check_size
+
+
+def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize):
+    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
+    n = param.size
+    check_dtypes(param, grad=grad, step=step, state_sum=state_sum)
+    check_size(n, grad, "grad")
+    check_counter(step, "step")
+    check_size(n, state_sum, "state_sum")
+    step += 1                                                                   # t
+    t = float(step.reshape(-1)[0])
+    neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                              # clr
+    g = -grad if maximize else grad                                             # g_t
+    if weight_decay != 0.0:
+        g = g + weight_decay * param                                            # g_t
+    s = state_sum + g * g                                                       # s_t
+    state_sum[...] = s
+    param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps)                     # p_t
+
+
+def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, *, lr, alpha, eps,
+            weight_decay, momentum, maximize):
+    """One RMSprop step in place, as torch.optim.RMSprop (see the kernel's docstring)."""
+    n = param.size
+    check_dtypes(param, grad=grad, step=step, square_avg=square_avg,
+                 momentum_buffer=momentum_buffer, grad_avg=grad_avg)
+    check_size(n, grad, "grad")
+    check_counter(step, "step")
+    check_size(n, square_avg, "square_avg")
+    if momentum > 0.0:
+        if momentum_buffer is None:
+            raise ValueError("momentum_buffer is required when momentum > 0")
+        check_size(n, momentum_buffer, "momentum_buffer")
+    if grad_avg is not None:
+        check_size(n, grad_avg, "grad_avg")
+    step += 1                                                                   # t
+    g = -grad if maximize else grad                                             # g_t
+    if weight_decay != 0.0:
+        g = g + weight_decay * param                                            # g_t
+    v = alpha * square_avg + ((1.0 - alpha) * g) * g                            # v_t
+    square_avg[...] = v
+    if grad_avg is not None:
+        ga = grad_avg + (1.0 - alpha) * (g - grad_avg)                          # ga_t
+        grad_avg[...] = ga
+        v = v - ga * ga                                                         # v_t~
+    avg = np.sqrt(v) + eps                                                      # avg_t
+    if momentum > 0.0:
+        b = momentum * momentum_buffer + g / avg                                # b_t
+        momentum_buffer[...] = b
+        param[...] = param - lr * b                                             # p_t
+    else:
+        param[...] = param + (-lr * g) / avg                                    # p_t
+
+
+def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots)."""
+    n = param.size
+    check_dtypes(param, grad=grad, step=step, square_avg=square_avg, acc_delta=acc_delta)
+    check_size(n, grad, "grad")
+    check_counter(step, "step")
+    check_size(n, square_avg, "square_avg")
+    check_size(n, acc_delta, "acc_delta")
+    step += 1                                                                   # t
+    g = -grad if maximize else grad                                             # g_t
+    if weight_decay != 0.0:
+        g = g + weight_decay * param                                            # g_t
+    v = rho * square_avg + ((1.0 - rho) * g) * g                                # v_t
+    square_avg[...] = v
+    dx = np.sqrt(acc_delta + eps) / np.sqrt(v + eps) * g                        # dx_t
+    acc_delta[...] = rho * acc_delta + ((1.0 - rho) * dx) * dx                  # u_t
+    param[...] = param - lr * dx                                                # p_t

@@ -1,0 +1,58 @@
+"""RMSprop, plain, centered and with momentum (torch.optim.RMSprop)."""
+from . import _validation as check
+from ._base import Optimizer
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton, 2012), as ``torch.optim.RMSprop``.
+
+    .. math::
+
+        g_t &\leftarrow \pm g_t + \lambda p_{t-1} \\
+        v_t &\leftarrow \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        \tilde v_t &= v_t - \bar g_t^2 \text{ with } \bar g_t \leftarrow \alpha \bar g_{t-1} + (1 - \alpha) g_t
+                      \text{ (centered)}, \quad v_t \text{ (otherwise)} \\
+        b_t &\leftarrow \mu b_{t-1} + \frac{g_t}{\sqrt{\tilde v_t} + \epsilon}, \quad
+        p_t \leftarrow p_{t-1} - \gamma b_t \quad \text{(momentum } \mu > 0) \\
+        p_t &\leftarrow p_{t-1} - \gamma \frac{g_t}{\sqrt{\tilde v_t} + \epsilon} \quad \text{(otherwise)}
+
+    The texts' ``rho`` is torch's ``alpha`` (default 0.99); ``eps`` sits outside the square root; there is
+    no bias correction and the momentum buffer starts at zero.
+
+    State: ``step`` (counted, unused by the math), ``square_avg``, ``momentum_buffer`` (momentum > 0),
+    ``grad_avg`` (centered).
+    """
+
+    _kernel = "rmsprop"
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *,
+                 backend="cython"):
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
+        super().__init__(params, defaults, backend=backend)
+
+    def _check_hyperparameters(self, group):
+        check.learning_rate(group["lr"])
+        check.epsilon(group["eps"])
+        check.nonnegative("momentum", group["momentum"])
+        check.nonnegative("weight_decay", group["weight_decay"])
+        check.nonnegative("alpha", group["alpha"])
+        check.flag("centered", group["centered"])
+        check.flag("maximize", group["maximize"])
+        check.torch_only_flags(group)
+
+    def _state_spec(self, group):
+        spec = {"step": (0.0, True), "square_avg": (0.0, False)}
+        if group["momentum"] > 0:
+            spec["momentum_buffer"] = (0.0, False)
+        if group["centered"]:
+            spec["grad_avg"] = (0.0, False)
+        return spec
+
+    def _update(self, kernel, param, grad, state, group, created):
+        kernel(param, grad, state["step"], state["square_avg"], state.get("momentum_buffer"),
+               state.get("grad_avg"), lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+               weight_decay=group["weight_decay"], momentum=group["momentum"],
+               maximize=group["maximize"])
