@@ -22,7 +22,8 @@ DIRECTIVES = {
     "initializedcheck": DEBUG,
     "nonecheck": False,
     "cdivision": True,
-    "embedsignature": True,
+    # no embedsignature: for fused functions it embeds the dispatcher's signature; inspect.signature
+    # already reads the real one (binding=True is Cython 3's default)
 }
 
 if os.name == "nt":

@@ -99,9 +99,11 @@ class Optimizer:
         kernel = getattr(BACKENDS[self.backend], self._kernel)
         for index, param, grad in work:
             group = owner[index]
-            state = self.state.setdefault(index, {})
+            state = self.state.get(index, {})
             spec = self._state_spec(group)
             created = self._complete_state(state, spec, param)
+            if state and index not in self.state:  # SGD without momentum keeps no state, as in torch
+                self.state[index] = state
             flat = {key: state[key].reshape(-1) for key in spec}
             self._update(kernel, param.reshape(-1), grad.reshape(-1), flat, group, created)
 

@@ -114,6 +114,8 @@ def grads(grads, params):
     for i, (p, g) in enumerate(zip(params, grads)):
         if g is None:
             continue
+        if isinstance(g, np.generic):  # arithmetic on 0-d arrays returns NumPy scalars
+            g = np.asarray(g)
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
         if g.dtype != p.dtype:

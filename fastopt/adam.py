@@ -61,8 +61,14 @@ class Adam(Optimizer):
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
 
-    Before the Adam update every parameter is decayed, :math:`p \leftarrow p (1 - \gamma\lambda)`, with
-    the group's current learning rate. Defaults to ``weight_decay=1e-2``; ``decoupled_weight_decay`` is
+    Every parameter is decayed before the Adam update, with the group's current learning rate:
+
+    .. math::
+
+        p_{t-1} &\leftarrow p_{t-1} (1 - \gamma\lambda) \\
+        p_t &\leftarrow \text{Adam}(p_{t-1}, g_t) \quad \text{(without L2 term)}
+
+    Defaults to ``weight_decay=1e-2``; ``decoupled_weight_decay`` is
     always True. State and math otherwise as :class:`Adam`.
     """
 

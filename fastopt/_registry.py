@@ -1,0 +1,96 @@
+"""One row per optimizer: the registry that drives the tests and the benchmarks.
+
+Adding an optimizer means adding its row here; parity, conformance, error, state_dict and benchmark
+suites then cover it without other edits, and a structure test fails for a public optimizer without a row.
+"""
+from dataclasses import dataclass, field
+
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .momentum import Momentum
+from .nadam import NAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+
+@dataclass(frozen=True)
+class Case:
+    """An optimizer under test.
+
+    ``configs`` maps a label to constructor keywords; together they exercise every option (the first is
+    the one benchmarks use). ``torch`` names the torch.optim class with the same semantics (None: no
+    torch equivalent). ``buffers`` counts the arrays one step streams through for the first config
+    (param, grad and state), which sizes the memory-floor kernel it is compared with.
+    """
+
+    name: str
+    cls: type
+    kernel: str
+    configs: dict = field(default_factory=dict)
+    torch: str = None
+    buffers: int = 2
+
+
+CASES = [
+    Case("SGD", SGD, "sgd", torch="SGD", buffers=3, configs={
+        "momentum": dict(lr=0.05, momentum=0.9),
+        "plain": dict(lr=0.05),
+        "dampening": dict(lr=0.05, momentum=0.9, dampening=0.3),
+        "nesterov": dict(lr=0.05, momentum=0.9, nesterov=True),
+        "weight_decay": dict(lr=0.05, momentum=0.5, weight_decay=0.1),
+        "maximize": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True),
+    }),
+    Case("Momentum", Momentum, "momentum", torch=None, buffers=3, configs={
+        "default": dict(lr=0.05),
+        "beta": dict(lr=0.1, beta=0.5),
+    }),
+    Case("Adam", Adam, "adam", torch="Adam", buffers=4, configs={
+        "default": dict(lr=0.01),
+        "amsgrad": dict(lr=0.01, amsgrad=True),
+        "weight_decay": dict(lr=0.01, weight_decay=0.1),
+        "decoupled": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        "betas": dict(lr=0.01, betas=(0.3, 0.9), eps=1e-3),
+        "maximize": dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True),
+    }),
+    Case("AdamW", AdamW, "adam", torch="AdamW", buffers=4, configs={
+        "default": dict(lr=0.01),
+        "amsgrad": dict(lr=0.01, amsgrad=True, weight_decay=0.1),
+        "maximize": dict(lr=0.01, maximize=True),
+    }),
+    Case("Adamax", Adamax, "adamax", torch="Adamax", buffers=4, configs={
+        "default": dict(lr=0.01),
+        "weight_decay": dict(lr=0.01, weight_decay=0.1, eps=1e-3),
+        "maximize": dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
+    }),
+    Case("NAdam", NAdam, "nadam", torch="NAdam", buffers=4, configs={
+        "default": dict(lr=0.01),
+        "weight_decay": dict(lr=0.01, weight_decay=0.1),
+        "decoupled": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        "momentum_decay": dict(lr=0.01, momentum_decay=0.05, betas=(0.8, 0.99)),
+        "maximize": dict(lr=0.01, maximize=True),
+    }),
+    Case("Adagrad", Adagrad, "adagrad", torch="Adagrad", buffers=3, configs={
+        "default": dict(lr=0.05),
+        "lr_decay": dict(lr=0.05, lr_decay=0.1),
+        "weight_decay": dict(lr=0.05, weight_decay=0.1),
+        "initial_accumulator": dict(lr=0.05, initial_accumulator_value=0.1, eps=1e-6),
+        "maximize": dict(lr=0.05, maximize=True),
+    }),
+    Case("Adadelta", Adadelta, "adadelta", torch="Adadelta", buffers=4, configs={
+        "default": dict(),
+        "weight_decay": dict(lr=0.5, weight_decay=0.1),
+        "rho": dict(rho=0.5, eps=1e-4),
+        "maximize": dict(maximize=True),
+    }),
+    Case("RMSprop", RMSprop, "rmsprop", torch="RMSprop", buffers=3, configs={
+        "default": dict(lr=0.01),
+        "centered": dict(lr=0.01, centered=True),
+        "momentum": dict(lr=0.01, momentum=0.9),
+        "centered_momentum": dict(lr=0.01, centered=True, momentum=0.5),
+        "weight_decay": dict(lr=0.01, alpha=0.9, weight_decay=0.1, maximize=True),
+    }),
+]
+
+BY_NAME = {case.name: case for case in CASES}
