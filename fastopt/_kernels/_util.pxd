@@ -18,9 +18,22 @@ cdef inline int check_counter(Py_ssize_t got, str name) except -1:
     return 0
 
 
+cdef extern from *:
+    """
+    /* NaN-propagating maximum, as torch.maximum and np.maximum. Written with a bitwise | so the
+       compiler sees one select, not branches, and vectorizes the loop around it. */
+    #define FASTOPT_MAXNAN(a, b) ((((a) >= (b)) | ((a) != (a))) ? (a) : (b))
+    """
+    float _maxnan_f "FASTOPT_MAXNAN"(float a, float b) noexcept nogil
+    double _maxnan_d "FASTOPT_MAXNAN"(double a, double b) noexcept nogil
+
+
 cdef inline floating maxnan(floating a, floating b) noexcept nogil:
     """NaN-propagating maximum, as torch.maximum and np.maximum (libm fmax drops NaN)."""
-    return a if (a >= b or a != a) else b
+    if floating is float:
+        return _maxnan_f(a, b)
+    else:
+        return _maxnan_d(a, b)
 
 
 cdef inline floating fsqrt(floating x) noexcept nogil:
