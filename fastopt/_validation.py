@@ -132,7 +132,8 @@ def state_buffer(value, p, index, key, scalar):
     """A loaded state entry as a fresh C-contiguous array of the parameter's dtype: a 0-d counter for
     scalar state (``step``, ``mu_product``), the parameter's shape otherwise."""
     try:
-        arr = np.array(value, dtype=p.dtype, order="C", copy=True)
+        # asarray first: torch tensors' __array__ takes no copy keyword; then one C-contiguous copy
+        arr = np.array(np.asarray(value, dtype=p.dtype), order="C", copy=True)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(f"state of params[{index}]: {key!r} is not a numeric array ({exc})") from None
     if scalar:

@@ -1,0 +1,33 @@
+"""Smoke test of ``python -m fastopt`` (the benchmark table), run as a subprocess like a user would."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import fastopt
+
+
+def run_cli(*args, tmp_path):
+    # Run from an empty directory, with PYTHONPATH pointing at the fastopt these tests imported (the
+    # installed package, or the in-place build of a checkout), so the child runs the same fastopt.
+    env = dict(os.environ, PYTHONPATH=str(Path(fastopt.__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-m", "fastopt", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_table_has_a_row_per_optimizer_and_dtype(tmp_path):
+    proc = run_cli("--quick", "--sizes", "1000", "--optimizers", "Adam", "SGD", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {tuple(line.split()[:3]) for line in proc.stdout.splitlines() if line.strip()}
+    for name in ("Adam", "SGD"):
+        for dtype in ("float32", "float64"):
+            assert (name, dtype, "1000") in rows, proc.stdout
+    assert not any(row[0] == "AdamW" for row in rows), proc.stdout  # only what was asked for
+    assert "median" in proc.stdout
+
+
+def test_unknown_optimizer_is_a_clear_error(tmp_path):
+    proc = run_cli("--quick", "--optimizers", "Nope", tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "unknown optimizer(s): Nope" in proc.stderr
+    assert "Adam" in proc.stderr  # the message lists the valid names
