@@ -49,3 +49,13 @@ cdef inline floating fabs_(floating x) noexcept nogil:
         return fabsf(x)
     else:
         return fabs(x)
+
+
+cdef inline floating effective_grad(floating g, floating p, floating sign, floating wd,
+                                    bint decay) noexcept nogil:
+    """The gradient every rule starts from: ``maximize``'s sign, then L2 weight decay ``g + wd*p``
+    (torch's order). The one place a gradient scale or clip coefficient will fold into every kernel."""
+    g = sign * g                                        # g_t
+    if decay:
+        g = g + wd * p                                  # g_t
+    return g

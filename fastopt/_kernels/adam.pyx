@@ -17,7 +17,7 @@ from libc.math cimport pow, sqrt
 
 from cython cimport floating
 
-from ._util cimport check_counter, check_size, fabs_, fsqrt, maxnan
+from ._util cimport check_counter, check_size, effective_grad, fabs_, fsqrt, maxnan
 
 
 cdef void _adam_span(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
@@ -34,10 +34,8 @@ cdef void _adam_span(floating* p, const floating* g, floating* m, floating* v, f
     cdef floating gi, pi, mi, vi, denom
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
         pi = p[i]
-        if coupled_decay:
-            gi = gi + wd * pi                           # g_t
+        gi = effective_grad(g[i], pi, sign, wd, coupled_decay)     # g_t
         if decoupled_decay:
             pi = pi * decay                             # p_t
         mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t
@@ -91,9 +89,7 @@ cdef void _adamax_span(floating* p, const floating* g, floating* m, floating* u,
     cdef floating gi, mi, ui
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
-        if decay:
-            gi = gi + wd * p[i]                         # g_t
+        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t
         ui = maxnan(b2 * u[i], fabs_(gi) + eps_)               # u_t
         m[i] = mi
@@ -134,10 +130,8 @@ cdef void _nadam_span(floating* p, const floating* g, floating* m, floating* v, 
     cdef floating gi, pi, mi, vi, denom
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
         pi = p[i]
-        if coupled_decay:
-            gi = gi + wd * pi                           # g_t
+        gi = effective_grad(g[i], pi, sign, wd, coupled_decay)     # g_t
         if decoupled_decay:
             pi = pi * decay                             # p_t
         mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t

@@ -11,7 +11,7 @@ Reference twin: ``fastopt/reference/rmsprop.py``; every line that computes a sym
 """
 from cython cimport floating
 
-from ._util cimport check_counter, check_size, fsqrt
+from ._util cimport check_counter, check_size, effective_grad, fsqrt
 
 
 cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t n,
@@ -22,9 +22,7 @@ cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t 
     cdef floating gi, si
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
-        if decay:
-            gi = gi + wd * p[i]                         # g_t
+        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         si = s[i] + gi * gi                             # s_t
         s[i] = si
         p[i] = p[i] + (clr * gi) / (fsqrt(si) + eps_)    # p_t
@@ -57,9 +55,7 @@ cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* b
     cdef floating gi, vi, gai, avg, bi
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
-        if decay:
-            gi = gi + wd * p[i]                         # g_t
+        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         vi = a * v[i] + (one_minus_a * gi) * gi         # v_t
         v[i] = vi
         if centered:
@@ -115,9 +111,7 @@ cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* 
     cdef floating gi, vi, dx
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
-        if decay:
-            gi = gi + wd * p[i]                         # g_t
+        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         vi = r * v[i] + (one_minus_r * gi) * gi         # v_t
         v[i] = vi
         dx = fsqrt(u[i] + eps_) / fsqrt(vi + eps_) * gi   # dx_t

@@ -9,7 +9,7 @@ Reference twin: ``fastopt/reference/sgd.py``; every line that computes a symbol 
 """
 from cython cimport floating
 
-from ._util cimport check_size
+from ._util cimport check_size, effective_grad
 
 
 cdef void _sgd_span(floating* p, const floating* g, floating* buf, Py_ssize_t n,
@@ -21,9 +21,7 @@ cdef void _sgd_span(floating* p, const floating* g, floating* buf, Py_ssize_t n,
     cdef floating gi, b
     cdef Py_ssize_t i
     for i in range(n):
-        gi = sign * g[i]                                # g_t
-        if decay:
-            gi = gi + wd * p[i]                         # g_t
+        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         if use_buf:
             if first_step:
                 b = gi                                  # b_t

@@ -19,3 +19,12 @@ def check_dtypes(param, **buffers):
     for name, buf in buffers.items():
         if buf is not None and buf.dtype != param.dtype:
             raise TypeError(f"{name} has dtype {buf.dtype}, expected {param.dtype} (the dtype of param)")
+
+
+def effective_grad(grad, param, maximize, weight_decay):
+    """The gradient every rule starts from: ``maximize``'s sign, then L2 weight decay (as the kernels'
+    ``effective_grad``). Never writes into ``grad``."""
+    g = -grad if maximize else grad                                             # g_t
+    if weight_decay != 0.0:
+        g = g + weight_decay * param                                            # g_t
+    return g

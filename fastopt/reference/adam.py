@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size
+from ._util import check_counter, check_dtypes, check_size, effective_grad
 
 
 def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, beta1, beta2, eps,
@@ -28,10 +28,8 @@ def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, bet
     bc2_sqrt = math.sqrt(1.0 - beta2 ** t)                                      # bc2_sqrt
     neg_step_size = -lr / bc1                                                   # step_size
     decay_factor = 1.0 - lr * weight_decay                                      # decay
-    g = -grad if maximize else grad                                             # g_t
     p = param
-    if weight_decay != 0.0 and not decoupled_weight_decay:
-        g = g + weight_decay * p                                                # g_t
+    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay)  # g_t
     if weight_decay != 0.0 and decoupled_weight_decay:
         p = p * decay_factor                                                    # p_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t
@@ -57,9 +55,7 @@ def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight
     t = float(step.reshape(-1)[0])
     bc1 = 1.0 - beta1 ** t                                                      # bc1
     neg_step_size = -lr / bc1                                                   # step_size
-    g = -grad if maximize else grad                                             # g_t
-    if weight_decay != 0.0:
-        g = g + weight_decay * param                                            # g_t
+    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t
     u = np.maximum(beta2 * exp_inf, np.abs(g) + eps)                            # u_t
     exp_avg[...] = m
@@ -88,10 +84,8 @@ def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta
     coef_grad = -lr * (1.0 - mu) / (1.0 - mu_prod)                              # coef_grad
     coef_avg = (-lr * mu_next) / (1.0 - mu_prod * mu_next)                      # coef_avg
     decay_factor = 1.0 - lr * weight_decay                                      # decay
-    g = -grad if maximize else grad                                             # g_t
     p = param
-    if weight_decay != 0.0 and not decoupled_weight_decay:
-        g = g + weight_decay * p                                                # g_t
+    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay)  # g_t
     if weight_decay != 0.0 and decoupled_weight_decay:
         p = p * decay_factor                                                    # p_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t

@@ -5,7 +5,7 @@ array dtype (NEP 50) exactly as the kernel casts them; float32 results are bit-i
 """
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size
+from ._util import check_counter, check_dtypes, check_size, effective_grad
 
 
 def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize):
@@ -18,9 +18,7 @@ def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, ma
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                              # clr
-    g = -grad if maximize else grad                                             # g_t
-    if weight_decay != 0.0:
-        g = g + weight_decay * param                                            # g_t
+    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     s = state_sum + g * g                                                       # s_t
     state_sum[...] = s
     param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps)                     # p_t
@@ -42,9 +40,7 @@ def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, 
     if grad_avg is not None:
         check_size(n, grad_avg, "grad_avg")
     step += 1                                                                   # t
-    g = -grad if maximize else grad                                             # g_t
-    if weight_decay != 0.0:
-        g = g + weight_decay * param                                            # g_t
+    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     v = alpha * square_avg + ((1.0 - alpha) * g) * g                            # v_t
     square_avg[...] = v
     if grad_avg is not None:
@@ -69,9 +65,7 @@ def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_d
     check_size(n, square_avg, "square_avg")
     check_size(n, acc_delta, "acc_delta")
     step += 1                                                                   # t
-    g = -grad if maximize else grad                                             # g_t
-    if weight_decay != 0.0:
-        g = g + weight_decay * param                                            # g_t
+    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     v = rho * square_avg + ((1.0 - rho) * g) * g                                # v_t
     square_avg[...] = v
     dx = np.sqrt(acc_delta + eps) / np.sqrt(v + eps) * g                        # dx_t

@@ -3,7 +3,7 @@
 Scalars are Python floats, so NumPy rounds them to the array dtype where they meet an array (NEP 50),
 exactly as the kernel casts them; float32 results are bit-identical to the kernel's.
 """
-from ._util import check_dtypes, check_size
+from ._util import check_dtypes, check_size, effective_grad
 
 
 def sgd(param, grad, momentum_buffer=None, *, lr, momentum, dampening, weight_decay,
@@ -16,9 +16,7 @@ def sgd(param, grad, momentum_buffer=None, *, lr, momentum, dampening, weight_de
         if momentum_buffer is None:
             raise ValueError("momentum_buffer is required when momentum != 0")
         check_size(n, momentum_buffer, "momentum_buffer")
-    g = -grad if maximize else grad                                 # g_t
-    if weight_decay != 0.0:
-        g = g + weight_decay * param                                # g_t
+    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     if momentum != 0.0:
         if first_step:
             b = g                                                   # b_t
