@@ -1,19 +1,32 @@
-"""The only build logic of fastopt: one list of extensions, one directives dict, one set of flags.
+"""The only build logic of fastopt: one list of kernel modules, one directives dict, one set of flags.
+
+Every kernel module (fastopt/_kernels/<name>.pyx) is compiled once per instruction-set variant:
+``fastopt._kernels.baseline.<name>`` (any x86-64: SSE2; the only variant on other machines),
+``fastopt._kernels.avx2.<name>`` (AVX2+FMA) and ``fastopt._kernels.avx512.<name>`` (AVX-512 F/DQ/BW/VL).
+``fastopt._kernels.__init__`` picks the best one the CPU supports at import time (FASTOPT_ISA forces one).
 
 Flags keep IEEE semantics: never -ffast-math or -Ofast (NaN/inf must propagate per element as in torch).
   -fno-math-errno     lets sqrt compile to the vector instruction instead of a libm call that sets errno;
   -fno-trapping-math  lets loops with invariant branches if-convert and vectorize (results unchanged);
-  -ffp-contract=off   no silent FMA contraction, so the kernels round exactly like the NumPy reference
-                      (bit-identical results on every CPU and thread count).
+  -ffp-contract=off   no silent FMA contraction: every variant rounds exactly like the NumPy reference,
+                      so results are bit-identical across CPUs, variants and thread counts.
+OpenMP (prange) is used when the compiler supports it; without it the kernels run serially.
 Set FASTOPT_DEBUG=1 to turn bounds checks back on; FASTOPT_MARCH=native (opt-in, never for wheels) to
-compile for the build machine.
+tune the baseline variant for the build machine.
 """
 import os
+import platform
+import shlex
+import sys
+import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTOPT_DEBUG", "") not in ("", "0")
+KERNELS = ["sgd", "adam", "rmsprop", "floor"]
 
 DIRECTIVES = {
     "language_level": 3,
@@ -26,20 +39,90 @@ DIRECTIVES = {
     # already reads the real one (binding=True is Cython 3's default)
 }
 
-if os.name == "nt":
+MSVC = sys.platform == "win32"
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+if MSVC:
     CFLAGS = ["/O2", "/fp:precise"]
+    ISA_FLAGS = {"baseline": [], "avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"]}
+    OPENMP = ["/openmp"], []
 else:
     CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+    if platform.system() != "Darwin":
+        # up to 5 buffers per loop: let the vectorizer version the loop for all their alias pairs
+        CFLAGS.append("--param=vect-max-version-for-alias-checks=30")
+    ISA_FLAGS = {
+        "baseline": [],
+        "avx2": ["-mavx2", "-mfma"],
+        "avx512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
+                   "-mprefer-vector-width=512"],
+    }
+    OPENMP = ["-fopenmp"], ["-fopenmp"]
     if os.environ.get("FASTOPT_MARCH"):
-        CFLAGS.append("-march=" + os.environ["FASTOPT_MARCH"])
+        ISA_FLAGS["baseline"] = ["-march=" + os.environ["FASTOPT_MARCH"]]
     if DEBUG:
         CFLAGS += ["-O0", "-g"]
+if not X86:
+    ISA_FLAGS = {"baseline": ISA_FLAGS["baseline"]}
 
-KERNELS = ["sgd", "adam", "rmsprop"]
 
-extensions = [
-    Extension(f"fastopt._kernels.{name}", [f"fastopt/_kernels/{name}.pyx"], extra_compile_args=CFLAGS)
-    for name in KERNELS
-]
+class BuildExt(build_ext):
+    """Compiles with OpenMP when the compiler can build and link an OpenMP program, serially otherwise."""
 
-setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))
+    def build_extensions(self):
+        if not self._openmp_works():
+            print("fastopt: the compiler has no OpenMP; kernels will run on one thread")
+            for ext in self.extensions:
+                ext.extra_compile_args = [f for f in ext.extra_compile_args if f not in OPENMP[0]]
+                ext.extra_link_args = [f for f in ext.extra_link_args if f not in OPENMP[1]]
+        super().build_extensions()
+
+    def _openmp_works(self):
+        if os.environ.get("FASTOPT_NO_OPENMP", "") not in ("", "0"):
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "omp.c")
+            with open(src, "w") as f:
+                f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+            try:
+                objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=OPENMP[0])
+                self.compiler.link_executable(objs, os.path.join(tmp, "omp"), extra_postargs=OPENMP[1])
+            except Exception:
+                return False
+        return True
+
+
+def c_string(value):
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cython_sources(name, pyx, build_dir):
+    """The C file Cython generates for module ``name`` (regenerated when the .pyx is newer). The
+    Extension is rebuilt around it below: cythonize carries one .pyx's compile settings over from one
+    call to the next, which would give every variant the first variant's flags."""
+    (ext,) = cythonize([Extension(name, [pyx])], compiler_directives=DIRECTIVES, build_dir=build_dir)
+    return ext.sources
+
+
+extensions = []
+for isa, isa_flags in ISA_FLAGS.items():
+    flags = CFLAGS + isa_flags
+    for name in KERNELS:
+        module = f"fastopt._kernels.{isa}.{name}"
+        extensions.append(Extension(
+            module,
+            # one Cython build directory per variant: the same .pyx becomes a module of another name
+            cython_sources(module, f"fastopt/_kernels/{name}.pyx", f"build/cython/{isa}"),
+            include_dirs=[numpy.get_include()],
+            define_macros=[("FASTOPT_ISA", c_string(isa)), ("FASTOPT_CFLAGS", c_string(shlex.join(flags))),
+                           ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            extra_compile_args=flags + OPENMP[0],
+            extra_link_args=OPENMP[1],
+        ))
+extensions.append(Extension(
+    "fastopt._kernels._runtime",
+    cython_sources("fastopt._kernels._runtime", "fastopt/_kernels/_runtime.pyx", "build/cython/baseline"),
+    include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=CFLAGS))
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -2,7 +2,7 @@
 stop here, with the fix, instead of failing per benchmark."""
 try:
     import fastopt  # noqa: F401
-    from fastopt._kernels import adam as _compiled  # noqa: F401
+    import fastopt._kernels  # noqa: F401  (loads the compiled kernel variant for this CPU)
 except ImportError as exc:  # pragma: no cover - a broken install
     raise ImportError(
         f"fastopt's compiled kernels do not import ({exc}). Install it first: pip install '.[bench]' "

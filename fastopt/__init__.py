@@ -6,6 +6,7 @@ updates NumPy parameters in place. ``backend="numpy"`` runs the pure-NumPy refer
 """
 from . import kernels, reference
 from ._base import Optimizer
+from ._config import get_num_threads, set_num_threads, show_config
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -30,5 +31,8 @@ __all__ = [
     "RMSprop",
     "kernels",
     "reference",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
     "__version__",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _validation as check
 from . import kernels, reference
+from ._config import get_num_threads
 
 BACKENDS = {"cython": kernels, "numpy": reference}
 
@@ -36,6 +37,8 @@ class Optimizer:
         self.defaults = defaults
         self.state = {}
         self.param_groups = []
+        self._plans = {}  # id(group) -> (validity key, state lists): see _group_state
+        self._state_version = 0
         if isinstance(params, np.ndarray) or isinstance(params, dict):
             raise TypeError("params argument given to the optimizer should be an iterable of arrays "
                             f"or dicts, but got {type(params).__name__}")
@@ -89,23 +92,48 @@ class Optimizer:
         """Update every parameter whose gradient is not None, in place.
 
         ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
-        any array is touched: a rejected step changes nothing.
+        any array is touched: a rejected step changes nothing. Each group is one kernel call.
         """
         for group in self.param_groups:
             self._check_hyperparameters(group)
-        params = self._params()
-        work = check.grads(grads, params)
-        owner = [group for group in self.param_groups for _ in group["params"]]
-        kernel = getattr(BACKENDS[self.backend], self._kernel)
-        for index, param, grad in work:
-            group = owner[index]
-            state = self.state.get(index, {})
-            spec = self._state_spec(group)
-            created = self._complete_state(state, spec, param)
-            if state and index not in self.state:  # SGD without momentum keeps no state, as in torch
-                self.state[index] = state
-            flat = {key: state[key].reshape(-1) for key in spec}
-            self._update(kernel, param.reshape(-1), grad.reshape(-1), flat, group, created)
+        grads = check.grads(grads, self._params())
+        kernels = BACKENDS[self.backend]
+        kernel = getattr(kernels, self._kernel + "_group")
+        n_threads = get_num_threads()
+        start = 0
+        for group in self.param_groups:
+            count = len(group["params"])
+            group_grads = grads[start:start + count]
+            state, created = self._group_state(group, start, group_grads)
+            self._run(kernel, group, group_grads, state, created, n_threads)
+            start += count
+
+    def _group_state(self, group, start, grads):
+        """The group's state as per-key lists aligned with its params, creating what is missing for the
+        params that have a gradient. Once every param has its state the lists are cached (the plan), so
+        a step does no per-tensor Python work; ``created`` lists the keys this step allocated per param
+        (None when nothing was)."""
+        params = group["params"]
+        spec = self._state_spec(group)
+        key = (id(params), len(params), start, tuple(spec), self._state_version)
+        plan = self._plans.get(id(group))
+        if plan is not None and plan[0] == key:
+            return plan[1], None
+        created, complete = [], True
+        for k, (param, grad) in enumerate(zip(params, grads)):
+            state = self.state.get(start + k, {})
+            added = self._complete_state(state, spec, param) if grad is not None else []
+            if state and start + k not in self.state:  # SGD without momentum keeps no state, as in torch
+                self.state[start + k] = state
+            created.append(added)
+            complete = complete and all(name in state for name in spec)
+        lists = {name: [self.state.get(start + k, {}).get(name) for k in range(len(params))]
+                 for name in spec}
+        if any(created):
+            self._state_version += 1
+        if complete:
+            self._plans[id(group)] = ((id(params), len(params), start, tuple(spec), self._state_version), lists)
+        return lists, (created if any(created) else None)
 
     # -- what subclasses provide --------------------------------------------------------------------
 
@@ -118,9 +146,11 @@ class Optimizer:
         initial value (None: created by the step itself); ``scalar`` marks 0-d counters."""
         raise NotImplementedError
 
-    def _update(self, kernel, param, grad, state, group, created):
-        """Call ``kernel`` on flat views of one parameter, its gradient and its state (``created``: the
-        state keys this step allocated, e.g. SGD's momentum buffer on its first step)."""
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        """Call the group ``kernel`` (``fastopt.kernels.<rule>_group`` or its reference twin) on the
+        group's params, their gradients and their state (``{key: list aligned with params}``).
+        ``created``: per param, the state keys this step allocated (None if none were), e.g. SGD's
+        momentum buffer on its first step."""
         raise NotImplementedError
 
     # -- state --------------------------------------------------------------------------------------
@@ -188,6 +218,7 @@ class Optimizer:
             new_state[index] = self._load_state(saved, params[index], index, owner[index])
         self.param_groups[:] = [{**g} for g in new_groups]
         self.state = new_state
+        self._state_version += 1
 
     def _load_state(self, saved, param, index, group):
         if not isinstance(saved, dict):
@@ -200,6 +231,11 @@ class Optimizer:
             elif fill is not None:
                 raise ValueError(f"state of params[{index}] has no {key!r} (expected keys: {list(spec)})")
         return state  # keys this optimizer does not use are dropped
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_plans"] = {}  # keyed by object ids: meaningless in a copy
+        return state
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

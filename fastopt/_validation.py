@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from ._kernels._runtime import check_grads
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -98,34 +100,12 @@ def param(p, index):
 
 
 def grads(grads, params):
-    """Check a step's gradients against the parameters; returns ``[(index, param, grad), ...]`` for the
-    gradients that are not None. Raises before anything is updated."""
-    if isinstance(grads, np.ndarray):
-        raise TypeError("grads must be a list with one array (or None) per parameter, got one ndarray")
-    try:
-        grads = list(grads)
-    except TypeError:
-        raise TypeError("grads must be a list with one array (or None) per parameter, "
-                        f"got {type(grads).__name__}") from None
-    if len(grads) != len(params):
-        raise ValueError(f"expected {len(params)} gradients (one per parameter, None to skip), "
-                         f"got {len(grads)}")
-    work = []
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if g is None:
-            continue
-        if isinstance(g, np.generic):  # arithmetic on 0-d arrays returns NumPy scalars
-            g = np.asarray(g)
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
-        if g.dtype != p.dtype:
-            raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
-        if g.shape != p.shape:
-            raise ValueError(f"grads[{i}] has shape {g.shape}, expected {p.shape} (the shape of params[{i}])")
-        if not g.flags.c_contiguous:
-            raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
-        work.append((i, p, g))
-    return work
+    """Check a step's gradients against the parameters and return them as a list (NumPy scalars, which
+    arithmetic on 0-d arrays returns, become 0-d arrays). Each gradient is None (skip the parameter) or
+    an ndarray of its parameter's dtype and shape, C-contiguous. Raises before anything is updated:
+    TypeError for a non-array or another dtype, ValueError for the count, shape or layout. Compiled
+    (``fastopt._kernels._runtime.check_grads``): a step checks hundreds of tensors."""
+    return check_grads(grads, params)
 
 
 def state_buffer(value, p, index, key, scalar):

@@ -38,7 +38,7 @@ class Adadelta(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "square_avg": (0.0, False), "acc_delta": (0.0, False)}
 
-    def _update(self, kernel, param, grad, state, group, created):
-        kernel(param, grad, state["step"], state["square_avg"], state["acc_delta"], lr=group["lr"],
-               rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"],
-               maximize=group["maximize"])
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        kernel(group["params"], grads, state["step"], state["square_avg"], state["acc_delta"],
+               lr=group["lr"], rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"],
+               maximize=group["maximize"], n_threads=n_threads)

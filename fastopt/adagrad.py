@@ -39,6 +39,7 @@ class Adagrad(Optimizer):
         start = sum(len(g["params"]) for g in self.param_groups[:-1])
         for offset, param in enumerate(group["params"]):
             self.state[start + offset] = self._new_state(param, group)
+        self._state_version += 1
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])
@@ -52,6 +53,7 @@ class Adagrad(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "sum": (float(group["initial_accumulator_value"]), False)}
 
-    def _update(self, kernel, param, grad, state, group, created):
-        kernel(param, grad, state["step"], state["sum"], lr=group["lr"], lr_decay=group["lr_decay"],
-               eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"])
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        kernel(group["params"], grads, state["step"], state["sum"], lr=group["lr"],
+               lr_decay=group["lr_decay"], eps=group["eps"], weight_decay=group["weight_decay"],
+               maximize=group["maximize"], n_threads=n_threads)

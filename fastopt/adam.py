@@ -50,12 +50,12 @@ class Adam(Optimizer):
             spec["max_exp_avg_sq"] = (0.0, False)
         return spec
 
-    def _update(self, kernel, param, grad, state, group, created):
+    def _run(self, kernel, group, grads, state, created, n_threads):
         beta1, beta2 = group["betas"]
-        kernel(param, grad, state["step"], state["exp_avg"], state["exp_avg_sq"],
+        kernel(group["params"], grads, state["step"], state["exp_avg"], state["exp_avg_sq"],
                state.get("max_exp_avg_sq"), lr=group["lr"], beta1=beta1, beta2=beta2,
                eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-               decoupled_weight_decay=group["decoupled_weight_decay"])
+               decoupled_weight_decay=group["decoupled_weight_decay"], n_threads=n_threads)
 
 
 class AdamW(Adam):

@@ -39,8 +39,8 @@ class Adamax(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "exp_avg": (0.0, False), "exp_inf": (0.0, False)}
 
-    def _update(self, kernel, param, grad, state, group, created):
+    def _run(self, kernel, group, grads, state, created, n_threads):
         beta1, beta2 = group["betas"]
-        kernel(param, grad, state["step"], state["exp_avg"], state["exp_inf"], lr=group["lr"],
+        kernel(group["params"], grads, state["step"], state["exp_avg"], state["exp_inf"], lr=group["lr"],
                beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-               maximize=group["maximize"])
+               maximize=group["maximize"], n_threads=n_threads)

@@ -1,11 +1,20 @@
-"""The compiled fused kernels, one function per update rule.
+"""The compiled fused kernels, one function per update rule, from the instruction-set variant chosen at
+import (``fastopt.show_config()`` says which).
 
-Same signatures as their pure-NumPy twins in ``fastopt.reference``: 1-D C-contiguous float32 or float64
-buffers of one dtype, updated in place, scalar state (``step``, ``mu_product``) as a 1-element buffer,
-hyperparameters as keywords. The GIL is released inside every loop.
+Same signatures as their pure-NumPy twins in ``fastopt.reference``. ``adam(param, grad, step, ...)``
+updates one tensor (1-D C-contiguous buffers of one dtype, typed memoryviews); ``adam_group(params,
+grads, steps, ...)`` updates a list of tensors in one call (a None gradient skips its tensor). Scalar
+state (``step``, ``mu_product``) is a 1-element buffer, hyperparameters are keywords, ``n_threads`` caps
+the OpenMP threads. The GIL is released inside every loop. ``floor`` and ``floor_group`` are the
+memory-floor kernels the benchmarks compare against (the traffic of a step, no math).
 """
-from ._kernels.adam import adam, adamax, nadam
-from ._kernels.rmsprop import adadelta, adagrad, rmsprop
-from ._kernels.sgd import momentum, sgd
+from ._kernels import modules as _modules
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "momentum", "nadam", "rmsprop", "sgd"]
+__all__ = [
+    "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
+    "adamax_group", "floor", "floor_group", "momentum", "momentum_group", "nadam", "nadam_group",
+    "rmsprop", "rmsprop_group", "sgd", "sgd_group",
+]
+
+_where = {name: module for module in _modules.values() for name in __all__ if hasattr(module, name)}
+globals().update({name: getattr(_where[name], name) for name in __all__})

@@ -29,5 +29,6 @@ class Momentum(Optimizer):
     def _state_spec(self, group):
         return {"momentum_buffer": (0.0, False)}
 
-    def _update(self, kernel, param, grad, state, group, created):
-        kernel(param, grad, state["momentum_buffer"], lr=group["lr"], beta=group["beta"])
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        kernel(group["params"], grads, state["momentum_buffer"], lr=group["lr"], beta=group["beta"],
+               n_threads=n_threads)

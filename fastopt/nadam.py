@@ -48,9 +48,10 @@ class NAdam(Optimizer):
         return {"step": (0.0, True), "mu_product": (1.0, True), "exp_avg": (0.0, False),
                 "exp_avg_sq": (0.0, False)}
 
-    def _update(self, kernel, param, grad, state, group, created):
+    def _run(self, kernel, group, grads, state, created, n_threads):
         beta1, beta2 = group["betas"]
-        kernel(param, grad, state["step"], state["mu_product"], state["exp_avg"], state["exp_avg_sq"],
-               lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+        kernel(group["params"], grads, state["step"], state["mu_product"], state["exp_avg"],
+               state["exp_avg_sq"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
-               maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"])
+               maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"],
+               n_threads=n_threads)

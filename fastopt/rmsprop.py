@@ -51,8 +51,8 @@ class RMSprop(Optimizer):
             spec["grad_avg"] = (0.0, False)
         return spec
 
-    def _update(self, kernel, param, grad, state, group, created):
-        kernel(param, grad, state["step"], state["square_avg"], state.get("momentum_buffer"),
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        kernel(group["params"], grads, state["step"], state["square_avg"], state.get("momentum_buffer"),
                state.get("grad_avg"), lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                weight_decay=group["weight_decay"], momentum=group["momentum"],
-               maximize=group["maximize"])
+               maximize=group["maximize"], n_threads=n_threads)

@@ -50,8 +50,9 @@ class SGD(Optimizer):
     def _state_spec(self, group):
         return {"momentum_buffer": (None, False)} if group["momentum"] != 0 else {}
 
-    def _update(self, kernel, param, grad, state, group, created):
-        kernel(param, grad, state.get("momentum_buffer"), lr=group["lr"], momentum=group["momentum"],
-               dampening=group["dampening"], weight_decay=group["weight_decay"],
-               nesterov=group["nesterov"], maximize=group["maximize"],
-               first_step="momentum_buffer" in created)
+    def _run(self, kernel, group, grads, state, created, n_threads):
+        kernel(group["params"], grads, state.get("momentum_buffer"), lr=group["lr"],
+               momentum=group["momentum"], dampening=group["dampening"],
+               weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
+               first_steps=None if created is None else ["momentum_buffer" in c for c in created],
+               n_threads=n_threads)

@@ -5,7 +5,7 @@ import pytest
 
 try:
     import fastopt
-    from fastopt._kernels import adam as _compiled  # noqa: F401
+    import fastopt._kernels  # noqa: F401  (loads the compiled kernel variant for this CPU)
 except ImportError as exc:  # pragma: no cover - a broken install
     raise ImportError(
         f"fastopt's compiled kernels do not import ({exc}). Install it first: pip install '.[test]' "

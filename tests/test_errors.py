@@ -243,18 +243,30 @@ def test_rejected_load_changes_nothing(mutate, error, match):
         [{k: v for k, v in g.items() if k != "params"} for g in groups_before]
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
-def test_kernels_check_buffer_sizes_and_dtypes(name):
+@pytest.mark.parametrize("backend", ["kernels", "reference"])
+def test_kernels_check_buffer_sizes_and_dtypes(backend):
     """The compiled kernels are public too, and run with bounds checks off: they refuse buffers that do
-    not fit, as their NumPy twins do."""
-    case = next(c for c in CASES if c.kernel == name)
-    kwargs = dict(next(iter(case.configs.values())))
-    opt = case.cls([np.zeros(4)], **kwargs)
-    opt.step([np.ones(4)])
-    state = {k: v.reshape(-1) for k, v in opt.state[0].items()}
-    for backend in (fastopt.kernels, fastopt.reference):
-        kernel = getattr(backend, name)
-        with pytest.raises(ValueError, match="grad has 3 elements, expected 4"):
-            opt._update(kernel, np.zeros(4), np.zeros(3), state, opt.param_groups[0], [])
-        with pytest.raises((TypeError, ValueError), match="dtype"):
-            opt._update(kernel, np.zeros(4), np.zeros(4, np.float32), state, opt.param_groups[0], [])
+    not fit, as their NumPy twins do; the group kernels check every tensor before writing any."""
+    ops = getattr(fastopt, backend)
+    hyper = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False,
+                 decoupled_weight_decay=False)
+    p, st, m, v = np.zeros(4), np.zeros(1), np.zeros(4), np.zeros(4)
+    with pytest.raises(ValueError, match="grad has 3 elements, expected 4"):
+        ops.adam(p, np.zeros(3), st, m, v, **hyper)
+    with pytest.raises((TypeError, ValueError), match="dtype"):
+        ops.adam(p, np.zeros(4, np.float32), st, m, v, **hyper)
+    params = [np.zeros(4), np.zeros(2)]
+    steps, ms, vs = [np.zeros(()), np.zeros(())], [np.zeros(4), np.zeros(2)], [np.zeros(4), np.zeros(2)]
+    for grads, error, match in [
+        ([np.ones(4), np.ones(3)], ValueError, r"grads\[1\] has 3 elements, expected 2"),
+        ([np.ones(4), np.ones(2, np.float32)], TypeError, r"grads\[1\] has dtype float32, expected float64"),
+        ([np.ones(4), [1.0, 1.0]], TypeError, r"grads\[1\] must be a numpy.ndarray"),
+        ([np.ones(4)], ValueError, "grads has 1 entries, expected 2"),
+    ]:
+        with pytest.raises(error, match=match):
+            ops.adam_group(params, grads, steps, ms, vs, None, **hyper)
+        assert float(steps[0]) == 0 and not ms[0].any()  # tensor 0 was not touched
+    ro = np.zeros(2)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"exp_avgs\[1\] is read-only"):
+        ops.adam_group(params, [np.ones(4), np.ones(2)], steps, [ms[0], ro], vs, None, **hyper)

@@ -42,10 +42,10 @@ def test_parameters_actually_move(case, label, kwargs, dtype):
     assert np.all(after[0] != before)
 
 
-@pytest.mark.parametrize("name", sorted(fastopt.kernels.__all__))
-def test_kernels_accept_read_only_and_memory_mapped_grads(name, tmp_path):
+@pytest.mark.parametrize("case", fastopt._registry.CASES, ids=lambda c: c.name)
+def test_kernels_accept_read_only_and_memory_mapped_grads(case, tmp_path):
     """Same call, same result whether the gradient is writeable, read-only or an np.memmap."""
-    case = next(c for c in fastopt._registry.CASES if c.kernel == name)
+    name = case.name
     kwargs = next(iter(case.configs.values()))
     shapes = [(4, 33)]
     grad = make_grads(shapes, np.float32, steps=1)[0][0]

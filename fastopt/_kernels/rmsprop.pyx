@@ -1,5 +1,7 @@
 """Fused kernels of the squared-gradient family: ``adagrad``, ``rmsprop`` (centered, momentum) and
-``adadelta``, each one pass over param, grad and state with torch.optim's semantics.
+``adadelta``, each one pass over param, grad and state with torch.optim's semantics. Each has a
+single-tensor entry point (typed memoryviews) and a ``*_group`` one over lists of tensors (a None
+gradient skips its tensor); both run the same loop.
 
 Reference twin: ``fastopt/reference/rmsprop.py``; every line that computes a symbol carries the same tag there.
 
@@ -9,52 +11,140 @@ Reference twin: ``fastopt/reference/rmsprop.py``; every line that computes a sym
     adadelta:  v = rho*v + ((1-rho)*g)*g;  dx = sqrt(u+eps)/sqrt(v+eps)*g;  u = rho*u + ((1-rho)*dx)*dx
                p = p - lr*dx
 """
+cimport numpy as cnp
+from libc.stdlib cimport free, malloc
+
 from cython cimport floating
 
-from ._util cimport check_counter, check_size, effective_grad, fsqrt
+from fastopt._kernels._util cimport (array_data, bump, build_info, check_counter, check_lists,
+                                     check_size, effective_grad, float_kind, fsqrt, run, run_one)
+
+cnp.import_array()
+BUILD = build_info()
 
 
-cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t n,
-                        double neg_clr, double eps, double weight_decay, bint maximize) noexcept nogil:
-    cdef floating sign = -1.0 if maximize else 1.0
-    cdef floating wd = weight_decay, clr = neg_clr, eps_ = eps
-    cdef bint decay = weight_decay != 0.0
+# -- adagrad ------------------------------------------------------------------------------------------
+
+ctypedef struct AdagradWork:
+    void* p
+    const void* g
+    void* step
+    void* s
+    int single
+    double lr, lr_decay, eps, weight_decay
+    bint maximize
+    double neg_clr  # this tensor's step scalar
+
+
+cdef void _adagrad_prologue(AdagradWork* w) noexcept nogil:
+    cdef double t = bump(w.step, w.single)                                      # t
+    w.neg_clr = -(w.lr / (1.0 + (t - 1.0) * w.lr_decay))                       # clr
+
+
+cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t lo, Py_ssize_t hi,
+                        const AdagradWork* w) noexcept nogil:
+    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating wd = w.weight_decay, clr = w.neg_clr, eps = w.eps
+    cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, si
     cdef Py_ssize_t i
-    for i in range(n):
+    for i in range(lo, hi):
         gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         si = s[i] + gi * gi                             # s_t
         s[i] = si
-        p[i] = p[i] + (clr * gi) / (fsqrt(si) + eps_)    # p_t
+        p[i] = p[i] + (clr * gi) / (fsqrt(si) + eps)    # p_t
+
+
+cdef void _adagrad_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef AdagradWork* w = <AdagradWork*>work
+    if w.single:
+        _adagrad_span(<float*>w.p, <const float*>w.g, <float*>w.s, lo, hi, w)
+    else:
+        _adagrad_span(<double*>w.p, <const double*>w.g, <double*>w.s, lo, hi, w)
+
+
+cdef void _adagrad_init(AdagradWork* w, int single, double lr, double lr_decay, double eps,
+                        double weight_decay, bint maximize) noexcept:
+    w.single, w.lr, w.lr_decay, w.eps, w.weight_decay, w.maximize = single, lr, lr_decay, eps, weight_decay, maximize
 
 
 def adagrad(floating[::1] param, const floating[::1] grad, floating[::1] step,
             floating[::1] state_sum, *,
-            double lr, double lr_decay, double eps, double weight_decay, bint maximize):
+            double lr, double lr_decay, double eps, double weight_decay, bint maximize,
+            int n_threads=1):
     """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt). Increments ``step``."""
     cdef Py_ssize_t n = param.shape[0]
+    cdef AdagradWork w
     check_size(n, grad.shape[0], "grad")
     check_counter(step.shape[0], "step")
     check_size(n, state_sum.shape[0], "state_sum")
-    step[0] = step[0] + 1                                                       # t
-    cdef double t = step[0]
-    cdef double neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                  # clr
-    if n == 0:
-        return
+    _adagrad_init(&w, floating is float, lr, lr_decay, eps, weight_decay, maximize)
+    w.step = &step[0]
+    if n:
+        w.p, w.g, w.s = &param[0], &grad[0], &state_sum[0]
     with nogil:
-        _adagrad_span(&param[0], &grad[0], &state_sum[0], n, neg_clr, eps, weight_decay, maximize)
+        _adagrad_prologue(&w)
+        run_one(_adagrad_chunk, &w, n, n_threads)
+
+
+def adagrad_group(list params, list grads, list steps, list state_sums, *, double lr, double lr_decay,
+                  double eps, double weight_decay, bint maximize, int n_threads=1):
+    """``adagrad`` on every tensor of a group in one call. Checks everything before writing."""
+    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    check_lists(count, [grads, steps, state_sums], ("grads", "steps", "state_sums"))
+    cdef AdagradWork* works = <AdagradWork*>malloc(count * sizeof(AdagradWork) + 1)
+    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef AdagradWork* w
+    cdef int single
+    try:
+        if works == NULL or offsets == NULL:
+            raise MemoryError()
+        offsets[0] = 0
+        for k in range(count):
+            if grads[k] is None:
+                continue
+            w = &works[nwork]
+            single = float_kind(params[k], "params", k)
+            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
+            w.p = array_data(params[k], single, n, True, "params", k)
+            w.g = array_data(grads[k], single, n, False, "grads", k)
+            w.step = array_data(steps[k], single, 1, True, "steps", k)
+            w.s = array_data(state_sums[k], single, n, True, "state_sums", k)
+            nwork += 1
+            offsets[nwork] = offsets[nwork - 1] + n
+        with nogil:
+            for k in range(nwork):
+                _adagrad_prologue(&works[k])
+            run(_adagrad_chunk, works, sizeof(AdagradWork), offsets, nwork, n_threads)
+    finally:
+        free(works)
+        free(offsets)
+
+
+# -- rmsprop ------------------------------------------------------------------------------------------
+
+ctypedef struct RMSpropWork:
+    void* p
+    const void* g
+    void* step
+    void* v
+    void* buf
+    void* ga
+    int single
+    double lr, alpha, eps, weight_decay, momentum
+    bint maximize
 
 
 cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* buf, floating* ga,
-                        Py_ssize_t n, double lr, double alpha, double eps, double weight_decay,
-                        double momentum, bint maximize) noexcept nogil:
-    cdef floating sign = -1.0 if maximize else 1.0
-    cdef floating wd = weight_decay, a = alpha, one_minus_a = 1.0 - alpha, eps_ = eps
-    cdef floating mu = momentum, lr_ = lr, neg_lr = -lr
-    cdef bint decay = weight_decay != 0.0, centered = ga != NULL, use_buf = buf != NULL
+                        Py_ssize_t lo, Py_ssize_t hi, const RMSpropWork* w) noexcept nogil:
+    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating wd = w.weight_decay, a = w.alpha, one_minus_a = 1.0 - w.alpha, eps = w.eps
+    cdef floating mu = w.momentum, lr = w.lr, neg_lr = -w.lr
+    cdef bint decay = w.weight_decay != 0.0, centered = ga != NULL, use_buf = buf != NULL
     cdef floating gi, vi, gai, avg, bi
     cdef Py_ssize_t i
-    for i in range(n):
+    for i in range(lo, hi):
         gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         vi = a * v[i] + (one_minus_a * gi) * gi         # v_t
         v[i] = vi
@@ -62,25 +152,42 @@ cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* b
             gai = ga[i] + one_minus_a * (gi - ga[i])    # ga_t
             ga[i] = gai
             vi = vi - gai * gai                         # v_t~
-        avg = fsqrt(vi) + eps_                           # avg_t
+        avg = fsqrt(vi) + eps                           # avg_t
         if use_buf:
             bi = mu * buf[i] + gi / avg                 # b_t
             buf[i] = bi
-            p[i] = p[i] - lr_ * bi                      # p_t
+            p[i] = p[i] - lr * bi                       # p_t
         else:
             p[i] = p[i] + (neg_lr * gi) / avg           # p_t
+
+
+cdef void _rmsprop_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef RMSpropWork* w = <RMSpropWork*>work
+    if w.single:
+        _rmsprop_span(<float*>w.p, <const float*>w.g, <float*>w.v, <float*>w.buf, <float*>w.ga,
+                      lo, hi, w)
+    else:
+        _rmsprop_span(<double*>w.p, <const double*>w.g, <double*>w.v, <double*>w.buf, <double*>w.ga,
+                      lo, hi, w)
+
+
+cdef void _rmsprop_init(RMSpropWork* w, int single, double lr, double alpha, double eps,
+                        double weight_decay, double momentum, bint maximize) noexcept:
+    w.single, w.lr, w.alpha, w.eps = single, lr, alpha, eps
+    w.weight_decay, w.momentum, w.maximize = weight_decay, momentum, maximize
+    w.buf = NULL
+    w.ga = NULL
 
 
 def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] step,
             floating[::1] square_avg, floating[::1] momentum_buffer=None,
             floating[::1] grad_avg=None, *,
             double lr, double alpha, double eps, double weight_decay, double momentum,
-            bint maximize):
+            bint maximize, int n_threads=1):
     """One RMSprop step in place, as torch.optim.RMSprop: centered when ``grad_avg`` is given;
     ``momentum_buffer`` is needed when momentum > 0. Increments ``step`` (unused by the math)."""
     cdef Py_ssize_t n = param.shape[0]
-    cdef floating* buf = NULL
-    cdef floating* ga = NULL
+    cdef RMSpropWork w
     check_size(n, grad.shape[0], "grad")
     check_counter(step.shape[0], "step")
     check_size(n, square_avg.shape[0], "square_avg")
@@ -90,48 +197,155 @@ def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] step,
         check_size(n, momentum_buffer.shape[0], "momentum_buffer")
     if grad_avg is not None:
         check_size(n, grad_avg.shape[0], "grad_avg")
-    step[0] = step[0] + 1                                                       # t
-    if n == 0:
-        return
-    if momentum > 0.0:
-        buf = &momentum_buffer[0]
-    if grad_avg is not None:
-        ga = &grad_avg[0]
+    _rmsprop_init(&w, floating is float, lr, alpha, eps, weight_decay, momentum, maximize)
+    if n:
+        w.p, w.g, w.v = &param[0], &grad[0], &square_avg[0]
+        if momentum > 0.0:
+            w.buf = &momentum_buffer[0]
+        if grad_avg is not None:
+            w.ga = &grad_avg[0]
     with nogil:
-        _rmsprop_span(&param[0], &grad[0], &square_avg[0], buf, ga, n, lr, alpha, eps,
-                      weight_decay, momentum, maximize)
+        bump(&step[0], floating is float)                                       # t
+        run_one(_rmsprop_chunk, &w, n, n_threads)
 
 
-cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t n,
-                         double lr, double rho, double eps, double weight_decay,
-                         bint maximize) noexcept nogil:
-    cdef floating sign = -1.0 if maximize else 1.0
-    cdef floating wd = weight_decay, r = rho, one_minus_r = 1.0 - rho, eps_ = eps, lr_ = lr
-    cdef bint decay = weight_decay != 0.0
+def rmsprop_group(list params, list grads, list steps, list square_avgs, list momentum_buffers=None,
+                  list grad_avgs=None, *, double lr, double alpha, double eps, double weight_decay,
+                  double momentum, bint maximize, int n_threads=1):
+    """``rmsprop`` on every tensor of a group in one call (centered when ``grad_avgs`` is given).
+    Checks everything before writing."""
+    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    check_lists(count, [grads, steps, square_avgs, momentum_buffers, grad_avgs],
+                ("grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs"))
+    if momentum > 0.0 and momentum_buffers is None:
+        raise ValueError("momentum_buffers are required when momentum > 0")
+    cdef RMSpropWork* works = <RMSpropWork*>malloc(count * sizeof(RMSpropWork) + 1)
+    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef RMSpropWork* w
+    cdef int single
+    try:
+        if works == NULL or offsets == NULL:
+            raise MemoryError()
+        offsets[0] = 0
+        for k in range(count):
+            if grads[k] is None:
+                continue
+            w = &works[nwork]
+            single = float_kind(params[k], "params", k)
+            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
+            w.p = array_data(params[k], single, n, True, "params", k)
+            w.g = array_data(grads[k], single, n, False, "grads", k)
+            w.step = array_data(steps[k], single, 1, True, "steps", k)
+            w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
+            if momentum > 0.0:
+                w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
+            if grad_avgs is not None:
+                w.ga = array_data(grad_avgs[k], single, n, True, "grad_avgs", k)
+            nwork += 1
+            offsets[nwork] = offsets[nwork - 1] + n
+        with nogil:
+            for k in range(nwork):
+                bump(works[k].step, works[k].single)                            # t
+            run(_rmsprop_chunk, works, sizeof(RMSpropWork), offsets, nwork, n_threads)
+    finally:
+        free(works)
+        free(offsets)
+
+
+# -- adadelta -----------------------------------------------------------------------------------------
+
+ctypedef struct AdadeltaWork:
+    void* p
+    const void* g
+    void* step
+    void* v
+    void* u
+    int single
+    double lr, rho, eps, weight_decay
+    bint maximize
+
+
+cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t lo,
+                         Py_ssize_t hi, const AdadeltaWork* w) noexcept nogil:
+    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating wd = w.weight_decay, r = w.rho, one_minus_r = 1.0 - w.rho, eps = w.eps, lr = w.lr
+    cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, vi, dx
     cdef Py_ssize_t i
-    for i in range(n):
+    for i in range(lo, hi):
         gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
         vi = r * v[i] + (one_minus_r * gi) * gi         # v_t
         v[i] = vi
-        dx = fsqrt(u[i] + eps_) / fsqrt(vi + eps_) * gi   # dx_t
+        dx = fsqrt(u[i] + eps) / fsqrt(vi + eps) * gi   # dx_t
         u[i] = r * u[i] + (one_minus_r * dx) * dx       # u_t
-        p[i] = p[i] - lr_ * dx                          # p_t
+        p[i] = p[i] - lr * dx                           # p_t
+
+
+cdef void _adadelta_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef AdadeltaWork* w = <AdadeltaWork*>work
+    if w.single:
+        _adadelta_span(<float*>w.p, <const float*>w.g, <float*>w.v, <float*>w.u, lo, hi, w)
+    else:
+        _adadelta_span(<double*>w.p, <const double*>w.g, <double*>w.v, <double*>w.u, lo, hi, w)
+
+
+cdef void _adadelta_init(AdadeltaWork* w, int single, double lr, double rho, double eps,
+                         double weight_decay, bint maximize) noexcept:
+    w.single, w.lr, w.rho, w.eps, w.weight_decay, w.maximize = single, lr, rho, eps, weight_decay, maximize
 
 
 def adadelta(floating[::1] param, const floating[::1] grad, floating[::1] step,
              floating[::1] square_avg, floating[::1] acc_delta, *,
-             double lr, double rho, double eps, double weight_decay, bint maximize):
+             double lr, double rho, double eps, double weight_decay, bint maximize, int n_threads=1):
     """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots).
     Increments ``step`` (unused by the math)."""
     cdef Py_ssize_t n = param.shape[0]
+    cdef AdadeltaWork w
     check_size(n, grad.shape[0], "grad")
     check_counter(step.shape[0], "step")
     check_size(n, square_avg.shape[0], "square_avg")
     check_size(n, acc_delta.shape[0], "acc_delta")
-    step[0] = step[0] + 1                                                       # t
-    if n == 0:
-        return
+    _adadelta_init(&w, floating is float, lr, rho, eps, weight_decay, maximize)
+    if n:
+        w.p, w.g, w.v, w.u = &param[0], &grad[0], &square_avg[0], &acc_delta[0]
     with nogil:
-        _adadelta_span(&param[0], &grad[0], &square_avg[0], &acc_delta[0], n, lr, rho, eps,
-                       weight_decay, maximize)
+        bump(&step[0], floating is float)                                       # t
+        run_one(_adadelta_chunk, &w, n, n_threads)
+
+
+def adadelta_group(list params, list grads, list steps, list square_avgs, list acc_deltas, *,
+                   double lr, double rho, double eps, double weight_decay, bint maximize,
+                   int n_threads=1):
+    """``adadelta`` on every tensor of a group in one call. Checks everything before writing."""
+    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    check_lists(count, [grads, steps, square_avgs, acc_deltas], ("grads", "steps", "square_avgs", "acc_deltas"))
+    cdef AdadeltaWork* works = <AdadeltaWork*>malloc(count * sizeof(AdadeltaWork) + 1)
+    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef AdadeltaWork* w
+    cdef int single
+    try:
+        if works == NULL or offsets == NULL:
+            raise MemoryError()
+        offsets[0] = 0
+        for k in range(count):
+            if grads[k] is None:
+                continue
+            w = &works[nwork]
+            single = float_kind(params[k], "params", k)
+            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
+            w.p = array_data(params[k], single, n, True, "params", k)
+            w.g = array_data(grads[k], single, n, False, "grads", k)
+            w.step = array_data(steps[k], single, 1, True, "steps", k)
+            w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
+            w.u = array_data(acc_deltas[k], single, n, True, "acc_deltas", k)
+            nwork += 1
+            offsets[nwork] = offsets[nwork - 1] + n
+        with nogil:
+            for k in range(nwork):
+                bump(works[k].step, works[k].single)                            # t
+            run(_adadelta_chunk, works, sizeof(AdadeltaWork), offsets, nwork, n_threads)
+    finally:
+        free(works)
+        free(offsets)

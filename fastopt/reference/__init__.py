@@ -1,11 +1,17 @@
 """Pure-NumPy reference implementations of every fastopt kernel.
 
 Each function has the same signature, math and line order as its compiled twin in ``fastopt.kernels``
-(1-D C-contiguous buffers of one dtype, updated in place; scalar state such as ``step`` passed as a
-1-element buffer). ``backend="numpy"`` on any optimizer runs these instead of the kernels.
+(``adam`` on one tensor's 1-D C-contiguous buffers of one dtype, updated in place, scalar state such as
+``step`` passed as a 1-element buffer; ``adam_group`` on lists of tensors). ``n_threads`` is accepted
+and ignored. ``backend="numpy"`` on any optimizer runs these instead of the kernels.
 """
-from .adam import adam, adamax, nadam
-from .rmsprop import adadelta, adagrad, rmsprop
-from .sgd import momentum, sgd
+from .adam import adam, adam_group, adamax, adamax_group, nadam, nadam_group
+from .floor import floor, floor_group
+from .rmsprop import adadelta, adadelta_group, adagrad, adagrad_group, rmsprop, rmsprop_group
+from .sgd import momentum, momentum_group, sgd, sgd_group
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "momentum", "nadam", "rmsprop", "sgd"]
+__all__ = [
+    "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
+    "adamax_group", "floor", "floor_group", "momentum", "momentum_group", "nadam", "nadam_group",
+    "rmsprop", "rmsprop_group", "sgd", "sgd_group",
+]

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size, effective_grad
+from ._util import check_counter, check_dtypes, check_size, effective_grad, tensors
 
 
 def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, beta1, beta2, eps,
-         weight_decay, maximize, decoupled_weight_decay):
+         weight_decay, maximize, decoupled_weight_decay, n_threads=1):
     """One Adam step in place, as torch.optim.Adam (see the kernel's docstring)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
@@ -43,7 +43,7 @@ def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, bet
     param[...] = p + (neg_step_size * m) / denom                                # p_t
 
 
-def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize):
+def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize, n_threads=1):
     """One Adamax step in place, as torch.optim.Adamax (eps inside the max)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, exp_avg=exp_avg, exp_inf=exp_inf)
@@ -64,7 +64,7 @@ def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight
 
 
 def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
-          weight_decay, momentum_decay, maximize, decoupled_weight_decay):
+          weight_decay, momentum_decay, maximize, decoupled_weight_decay, n_threads=1):
     """One NAdam step in place, as torch.optim.NAdam (see the kernel's docstring)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, mu_product=mu_product, exp_avg=exp_avg,
@@ -95,3 +95,30 @@ def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta
     denom = np.sqrt(v / bc2) + eps                                              # denom_t
     p = p + (coef_grad * g) / denom                                             # p_t
     param[...] = p + (coef_avg * m) / denom                                     # p_t
+
+
+def adam_group(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, lr, beta1, beta2,
+               eps, weight_decay, maximize, decoupled_weight_decay, n_threads=1):
+    """``adam`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, steps=steps, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
+                            max_exp_avg_sqs=max_exp_avg_sqs):
+        adam(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+             maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+
+
+def adamax_group(params, grads, steps, exp_avgs, exp_infs, *, lr, beta1, beta2, eps, weight_decay,
+                 maximize, n_threads=1):
+    """``adamax`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, steps=steps, exp_avgs=exp_avgs, exp_infs=exp_infs):
+        adamax(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+               maximize=maximize)
+
+
+def nadam_group(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps,
+                weight_decay, momentum_decay, maximize, decoupled_weight_decay, n_threads=1):
+    """``nadam`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, steps=steps, mu_products=mu_products, exp_avgs=exp_avgs,
+                            exp_avg_sqs=exp_avg_sqs):
+        nadam(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+              momentum_decay=momentum_decay, maximize=maximize,
+              decoupled_weight_decay=decoupled_weight_decay)

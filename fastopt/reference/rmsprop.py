@@ -5,10 +5,10 @@ array dtype (NEP 50) exactly as the kernel casts them; float32 results are bit-i
 """
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size, effective_grad
+from ._util import check_counter, check_dtypes, check_size, effective_grad, tensors
 
 
-def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize):
+def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize, n_threads=1):
     """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, state_sum=state_sum)
@@ -25,7 +25,7 @@ def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, ma
 
 
 def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, *, lr, alpha, eps,
-            weight_decay, momentum, maximize):
+            weight_decay, momentum, maximize, n_threads=1):
     """One RMSprop step in place, as torch.optim.RMSprop (see the kernel's docstring)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, square_avg=square_avg,
@@ -56,7 +56,7 @@ def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, 
         param[...] = param + (-lr * g) / avg                                    # p_t
 
 
-def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize):
+def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, n_threads=1):
     """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots)."""
     n = param.size
     check_dtypes(param, grad=grad, step=step, square_avg=square_avg, acc_delta=acc_delta)
@@ -71,3 +71,29 @@ def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_d
     dx = np.sqrt(acc_delta + eps) / np.sqrt(v + eps) * g                        # dx_t
     acc_delta[...] = rho * acc_delta + ((1.0 - rho) * dx) * dx                  # u_t
     param[...] = param - lr * dx                                                # p_t
+
+
+def adagrad_group(params, grads, steps, state_sums, *, lr, lr_decay, eps, weight_decay, maximize,
+                  n_threads=1):
+    """``adagrad`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, steps=steps, state_sums=state_sums):
+        adagrad(*args, lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay, maximize=maximize)
+
+
+def rmsprop_group(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *, lr, alpha,
+                  eps, weight_decay, momentum, maximize, n_threads=1):
+    """``rmsprop`` on every tensor of a group (centered when ``grad_avgs`` is given)."""
+    if momentum > 0.0 and momentum_buffers is None:
+        raise ValueError("momentum_buffers are required when momentum > 0")
+    for _, *args in tensors(params, grads, steps=steps, square_avgs=square_avgs,
+                            momentum_buffers=momentum_buffers if momentum > 0.0 else None,
+                            grad_avgs=grad_avgs):
+        rmsprop(*args, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                maximize=maximize)
+
+
+def adadelta_group(params, grads, steps, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize,
+                   n_threads=1):
+    """``adadelta`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, steps=steps, square_avgs=square_avgs, acc_deltas=acc_deltas):
+        adadelta(*args, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)

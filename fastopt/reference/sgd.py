@@ -3,11 +3,11 @@
 Scalars are Python floats, so NumPy rounds them to the array dtype where they meet an array (NEP 50),
 exactly as the kernel casts them; float32 results are bit-identical to the kernel's.
 """
-from ._util import check_dtypes, check_size, effective_grad
+from ._util import check_dtypes, check_size, effective_grad, tensors
 
 
 def sgd(param, grad, momentum_buffer=None, *, lr, momentum, dampening, weight_decay,
-        nesterov, maximize, first_step):
+        nesterov, maximize, first_step, n_threads=1):
     """One SGD step in place, as torch.optim.SGD (see the kernel's docstring)."""
     n = param.size
     check_dtypes(param, grad=grad, momentum_buffer=momentum_buffer)
@@ -30,7 +30,7 @@ def sgd(param, grad, momentum_buffer=None, *, lr, momentum, dampening, weight_de
     param[...] = param - lr * g                                     # p_t
 
 
-def momentum(param, grad, momentum_buffer, *, lr, beta):
+def momentum(param, grad, momentum_buffer, *, lr, beta, n_threads=1):
     """One step of the texts' momentum in place: v = beta*v + (1-beta)*g; p -= lr*v."""
     n = param.size
     check_dtypes(param, grad=grad, momentum_buffer=momentum_buffer)
@@ -39,3 +39,23 @@ def momentum(param, grad, momentum_buffer, *, lr, beta):
     v = beta * momentum_buffer + (1.0 - beta) * grad                # v_t
     momentum_buffer[...] = v
     param[...] = param - lr * v                                     # p_t
+
+
+def sgd_group(params, grads, momentum_buffers=None, *, lr, momentum, dampening, weight_decay, nesterov,
+              maximize, first_steps=None, n_threads=1):
+    """``sgd`` on every tensor of a group; ``first_steps[k]`` is tensor k's ``first_step``."""
+    if momentum != 0.0 and momentum_buffers is None:
+        raise ValueError("momentum_buffers are required when momentum != 0")
+    if first_steps is not None and len(first_steps) != len(params):
+        raise ValueError(f"first_steps has {len(first_steps)} entries, expected {len(params)} (one per param)")
+    for k, *args in tensors(params, grads,
+                            momentum_buffers=momentum_buffers if momentum != 0.0 else None):
+        sgd(*args, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize,
+            first_step=first_steps is not None and bool(first_steps[k]))
+
+
+def momentum_group(params, grads, momentum_buffers, *, lr, beta, n_threads=1):
+    """``momentum`` on every tensor of a group."""
+    for _, *args in tensors(params, grads, momentum_buffers=momentum_buffers):
+        momentum(*args, lr=lr, beta=beta)

@@ -1,0 +1,71 @@
+"""Threads and build configuration: ``set_num_threads``, ``get_num_threads``, ``show_config``."""
+import os
+import platform
+
+import numpy as np
+
+from . import _kernels
+
+_BUILD = _kernels.modules["adam"].BUILD
+
+
+def _threads_from(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _default_threads():
+    env = os.environ.get("FASTOPT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return _threads_from(int(env), "FASTOPT_NUM_THREADS")
+        except ValueError:
+            raise ValueError(f"FASTOPT_NUM_THREADS must be a positive int, got {env!r}") from None
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
+
+
+def set_num_threads(n):
+    """Use up to ``n`` threads per step (default: the CPUs this process may use, or
+    ``FASTOPT_NUM_THREADS``). Steps over fewer than ``PARALLEL_MIN`` elements stay on one thread;
+    results are bit-identical for any thread count."""
+    global _num_threads
+    _num_threads = _threads_from(n, "n")
+
+
+def get_num_threads():
+    """The threads a step may use: 1 in a build without OpenMP."""
+    return _num_threads if _BUILD["openmp"] else 1
+
+
+def show_config(file=None):
+    """Print and return what this fastopt runs: the kernel variant chosen for this CPU (and why), the
+    variants built, threads, OpenMP, compiler and flags."""
+    forced = os.environ.get("FASTOPT_ISA", "").strip().lower() or None
+    config = {
+        "fastopt": __import__("fastopt").__version__,
+        "isa": _kernels.ISA,
+        "isa_selected_by": f"FASTOPT_ISA={forced}" if forced else "best the CPU supports",
+        "cpu_supports": _kernels.supported(),
+        "built": list(_kernels.BUILT),
+        "num_threads": get_num_threads(),
+        "openmp": _BUILD["openmp"],
+        "parallel_min_elements": _BUILD["parallel_min"],
+        "compiler": _BUILD["compiler"],
+        "cflags": _BUILD["cflags"],
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    width = max(map(len, config))
+    for key, value in config.items():
+        print(f"{key:<{width}}  {', '.join(value) if isinstance(value, list) else value}", file=file)
+    return config

@@ -1,0 +1,1 @@
+"""Kernel modules compiled for one instruction set (see setup.py); loaded by fastopt._kernels."""
