@@ -11,6 +11,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .flat import FlatParams
 from .momentum import Momentum
 from .nadam import NAdam
 from .rmsprop import RMSprop
@@ -25,6 +26,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "FlatParams",
     "Momentum",
     "NAdam",
     "Optimizer",

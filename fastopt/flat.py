@@ -1,0 +1,54 @@
+"""One contiguous buffer for a whole model's parameters, and one for its gradients."""
+import numpy as np
+
+from . import _validation as check
+
+
+class FlatParams:
+    """A model's parameters as views into one contiguous buffer (``data``) and their gradients as views
+    into another (``grad``), so an optimizer over ``[flat.data]`` steps the whole model in one kernel
+    call and keeps its state in one buffer per state key.
+
+    Example::
+
+        flat = fastopt.FlatParams([W0, b0])        # copies the arrays in (or: shapes and a dtype)
+        W, b = flat.params                          # views into flat.data: train these
+        gW, gb = flat.grads                         # views into flat.grad: write gradients here
+        opt = fastopt.Adam([flat.data], lr=1e-3)
+        ...
+        gW[...] = x.T @ delta; gb[...] = delta.sum(0)
+        opt.step([flat.grad])                       # every parameter, one call
+
+    All parameters share one dtype and one set of hyperparameters (use one FlatParams per parameter
+    group for per-group settings, e.g. no weight decay on biases).
+    """
+
+    def __init__(self, arrays_or_shapes, dtype=None):
+        items = list(arrays_or_shapes)
+        if not items:
+            raise ValueError("FlatParams needs at least one array or shape")
+        arrays = [item for item in items if isinstance(item, np.ndarray)]
+        if arrays and len(arrays) != len(items):
+            raise TypeError("give FlatParams either arrays (to copy in) or shapes, not both")
+        if arrays:
+            dtype = np.dtype(dtype or arrays[0].dtype)
+            shapes = [a.shape for a in arrays]
+        else:
+            dtype = np.dtype(dtype or np.float32)
+            shapes = [tuple(int(n) for n in (s if isinstance(s, (tuple, list)) else (s,))) for s in items]
+        if dtype not in check.FLOAT_DTYPES:
+            raise TypeError(f"FlatParams dtype must be float32 or float64, got {dtype}")
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.data = np.zeros(offsets[-1], dtype)
+        self.grad = np.zeros(offsets[-1], dtype)
+        self.params = [self.data[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
+        self.grads = [self.grad[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
+        for view, array in zip(self.params, arrays):
+            view[...] = array
+
+    def __len__(self):
+        return len(self.params)
+
+    def __repr__(self):
+        return f"FlatParams({len(self)} arrays, {self.data.size} elements, {self.data.dtype})"
