@@ -4,6 +4,7 @@ Subclasses are thin: they name their kernel, list their state, check their hyper
 group's hyperparameters onto the kernel's keywords. They do no array arithmetic.
 """
 import copy
+import operator
 
 import numpy as np
 
@@ -35,9 +36,11 @@ class Optimizer:
         self.backend = backend
         self._check_hyperparameters(defaults)
         self.defaults = defaults
+        self._hyperparameters = operator.itemgetter(*defaults)  # a group's values, in one C call
         self.state = {}
         self.param_groups = []
         self._plans = {}  # id(group) -> (validity key, state lists): see _group_state
+        self._checked = {}  # id(group) -> (hyperparameters last checked, state spec): see _checked_spec
         self._state_version = 0
         if isinstance(params, np.ndarray) or isinstance(params, dict):
             raise TypeError("params argument given to the optimizer should be an iterable of arrays "
@@ -94,28 +97,36 @@ class Optimizer:
         ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
         any array is touched: a rejected step changes nothing. Each group is one kernel call.
         """
-        for group in self.param_groups:
-            self._check_hyperparameters(group)
+        specs = [self._checked_spec(group) for group in self.param_groups]  # (spec, its keys)
         grads = check.grads(grads, self._params())
-        kernels = BACKENDS[self.backend]
-        kernel = getattr(kernels, self._kernel + "_group")
+        kernel = getattr(BACKENDS[self.backend], self._kernel + "_group")
         n_threads = get_num_threads()
         start = 0
-        for group in self.param_groups:
+        for group, spec in zip(self.param_groups, specs):
             count = len(group["params"])
             group_grads = grads[start:start + count]
-            state, created = self._group_state(group, start, group_grads)
+            state, created = self._group_state(group, *spec, start, group_grads)
             self._run(kernel, group, group_grads, state, created, n_threads)
             start += count
 
-    def _group_state(self, group, start, grads):
+    def _checked_spec(self, group):
+        """Check the group's hyperparameters (only when they changed since the last step: a step must
+        not pay for a dozen checks) and return its state spec."""
+        snapshot = self._hyperparameters(group)
+        cached = self._checked.get(id(group))
+        if cached is None or cached[0] != snapshot:
+            self._check_hyperparameters(group)
+            spec = self._state_spec(group)
+            cached = self._checked[id(group)] = (snapshot, spec, tuple(spec))
+        return cached[1], cached[2]
+
+    def _group_state(self, group, spec, spec_keys, start, grads):
         """The group's state as per-key lists aligned with its params, creating what is missing for the
         params that have a gradient. Once every param has its state the lists are cached (the plan), so
         a step does no per-tensor Python work; ``created`` lists the keys this step allocated per param
         (None when nothing was)."""
         params = group["params"]
-        spec = self._state_spec(group)
-        key = (id(params), len(params), start, tuple(spec), self._state_version)
+        key = (id(params), len(params), start, spec_keys, self._state_version)
         plan = self._plans.get(id(group))
         if plan is not None and plan[0] == key:
             return plan[1], None
@@ -132,7 +143,7 @@ class Optimizer:
         if any(created):
             self._state_version += 1
         if complete:
-            self._plans[id(group)] = ((id(params), len(params), start, tuple(spec), self._state_version), lists)
+            self._plans[id(group)] = ((id(params), len(params), start, spec_keys, self._state_version), lists)
         return lists, (created if any(created) else None)
 
     # -- what subclasses provide --------------------------------------------------------------------
@@ -234,7 +245,7 @@ class Optimizer:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_plans"] = {}  # keyed by object ids: meaningless in a copy
+        state["_plans"], state["_checked"] = {}, {}  # keyed by object ids: meaningless in a copy
         return state
 
     def __repr__(self):
