@@ -67,7 +67,13 @@ if not X86:
 
 
 class BuildExt(build_ext):
-    """Compiles with OpenMP when the compiler can build and link an OpenMP program, serially otherwise."""
+    """Compiles with OpenMP when the compiler can build and link an OpenMP program, serially otherwise;
+    compiles the modules in parallel (one job per CPU) unless told otherwise (-j)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
         if not self._openmp_works():

@@ -19,7 +19,7 @@ REGRESSION = {
     "NAdam": (dict(lr=0.1), 1000, 1e-5),
     "Adagrad": (dict(lr=0.5), 3000, 1e-4),
     "Adadelta": (dict(lr=1.0), 5000, 0.05),
-    "RMSprop": (dict(lr=0.01, centered=True, momentum=0.5), 2000, 1e-4),
+    "RMSprop": (dict(lr=0.01, centered=True, momentum=0.5), 2000, 3e-4),
 }
 
 

@@ -6,6 +6,7 @@ elsewhere), ``avx2`` (AVX2+FMA) and ``avx512`` (AVX-512 F/DQ/BW/VL). The environ
 All variants compute bit-identical results (no FMA contraction), they only differ in speed.
 """
 import importlib
+import importlib.util
 import os
 
 from ._runtime import supported
