@@ -1,0 +1,98 @@
+"""A short fingerprint of what the compiled kernels compute, to compare instruction-set variants.
+
+Every kernel variant (baseline, avx2, avx512; see setup.py) must produce bit-identical results, so the
+SHA-256 of the parameters and optimizer state after 20 steps of Adam, NAdam, RMSprop and Adagrad on
+fixed data, in float32 and float64, must be the same whichever variant runs them and on whichever CPU.
+
+The inputs are built with integer arithmetic only (no random generator, no libm), so they are the same
+bits everywhere; the gradient of each step is an exactly rounded NumPy expression of the parameters.
+One tensor is larger than the kernels' threading threshold so the OpenMP path is covered too.
+
+Used by tests/test_dispatch.py (a subprocess per forced FASTOPT_ISA) and by .ci/qemu (under emulated
+CPUs). As a script it prints one JSON object: the chosen isa, one digest per run and an overall digest.
+Run it from outside a checkout so that the *installed* fastopt is imported.
+"""
+import hashlib
+import json
+import sys
+
+import numpy as np
+
+STEPS = 20
+SHAPES = [(70001,), (1000,), (37,), (3, 5), ()]
+DTYPES = ("float32", "float64")
+
+
+def _optimizers():
+    import fastopt
+
+    return [
+        ("Adam", fastopt.Adam, dict(lr=0.01, weight_decay=0.01)),
+        ("Adam-amsgrad-decoupled", fastopt.Adam,
+         dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True, decoupled_weight_decay=True)),
+        ("NAdam", fastopt.NAdam, dict(lr=0.01, weight_decay=0.01)),
+        ("RMSprop-centered-momentum", fastopt.RMSprop,
+         dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
+        ("Adagrad", fastopt.Adagrad, dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
+    ]
+
+
+def _values(n, salt, dtype):
+    """n values in [-1, 1) from an integer hash: exactly representable in float32 and float64."""
+    i = np.arange(n, dtype=np.uint64) + np.uint64(salt) * np.uint64(1_000_003)
+    h = (i * np.uint64(2654435761) + np.uint64(12345)) % np.uint64(1 << 24)
+    return ((h.astype(np.int64) - (1 << 23)) / float(1 << 23)).astype(dtype)
+
+
+def _tensors(salt, dtype):
+    out = []
+    for k, shape in enumerate(SHAPES):
+        size = int(np.prod(shape, dtype=np.int64))
+        out.append(_values(size, 100 * salt + k, dtype).reshape(shape))
+    return out
+
+
+def _update(digest, arr):
+    arr = np.ascontiguousarray(arr)
+    digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+    digest.update(arr.tobytes())
+
+
+def run(cls, kwargs, dtype, steps=STEPS, backend="cython"):
+    """SHA-256 (hex) of the parameters and the optimizer state after ``steps`` steps."""
+    params = _tensors(0, dtype)
+    opt = cls(params, backend=backend, **kwargs)
+    one_half = np.asarray(0.5, dtype)
+    for t in range(steps):
+        data = _tensors(t + 1, dtype)
+        opt.step([p * one_half + d for p, d in zip(params, data)])
+    digest = hashlib.sha256()
+    for p in params:
+        _update(digest, p)
+    for i in sorted(opt.state):
+        for key in sorted(opt.state[i]):
+            digest.update(key.encode())
+            _update(digest, np.asarray(opt.state[i][key]))
+    return digest.hexdigest()
+
+
+def fingerprint(backend="cython"):
+    """{"isa": chosen variant, "runs": {"<optimizer>/<dtype>": sha256}, "digest": sha256 of all runs}.
+    ``backend="numpy"`` computes the same with the pure-NumPy reference (it must match too)."""
+    import fastopt._kernels
+
+    runs = {}
+    for name, cls, kwargs in _optimizers():
+        for dtype in DTYPES:
+            runs[f"{name}/{dtype}"] = run(cls, kwargs, np.dtype(dtype), backend=backend)
+    overall = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
+    return {"isa": fastopt._kernels.ISA, "runs": runs, "digest": overall}
+
+
+if __name__ == "__main__":
+    result = fingerprint()
+    import fastopt
+
+    result["fastopt_file"] = fastopt.__file__
+    json.dump(result, sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")
