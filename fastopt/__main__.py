@@ -1,22 +1,32 @@
-"""``python -m fastopt``: time one optimizer step of the Cython kernels against the NumPy reference and torch.optim.
+"""``python -m fastopt``: time optimizer steps of the Cython kernels against the NumPy reference, torch.optim
+and the memory floor.
 
-For every registry row (its first config), dtype and size it prints the median step time of
-``backend="cython"``, of ``backend="numpy"`` and, when torch is importable, of torch.optim (``fused=True``
-where torch has a fused CPU implementation), with the ratios reference/kernel and fastopt/torch. The
-contenders of a row are timed interleaved in one run (see ``fastopt._timing``).
+Commands:
 
-Commands: ``table`` (the default, so ``python -m fastopt`` and ``python -m fastopt table`` are the same).
-A new command is one parser function and one run function registered in ``COMMANDS``.
+- ``table`` (the default, so ``python -m fastopt`` and ``python -m fastopt table`` are the same): for every
+  registry row (its first config), dtype and size, the median step time of ``backend="cython"``, of
+  ``backend="numpy"`` and, when torch is importable, of torch.optim (``fused=True`` where torch has a fused
+  CPU implementation), with the ratios reference/kernel and fastopt/torch.
+- ``bench``: the ratio table of BENCH.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1 and all
+  CPUs) against the NumPy reference, torch and the floor kernel with the same memory traffic, with the
+  achieved GB/s; then the two whole models ("small", "large") and the per-call overhead.
+
+The contenders of a row are timed interleaved in one run (see ``fastopt._timing``). A new command is one
+parser function and one run function registered in ``COMMANDS``.
 """
 import argparse
+import functools
+import io
+import math
 import os
 import platform
 import sys
 
 import numpy as np
 
-from . import __version__
-from ._registry import CASES
+from . import __version__, kernels
+from ._config import get_num_threads, set_num_threads, show_config
+from ._registry import BY_NAME, CASES
 from ._timing import compare
 
 DTYPES = ["float32", "float64"]
@@ -33,14 +43,34 @@ def import_torch():
 
 
 # -- the steps being timed (also used by bench/test_bench_step.py) ----------------------------------
+#
+# ``size`` is the number of elements of one parameter array, or a list of shapes: one array per shape, as
+# the parameters of a model (see ``model_shapes``).
+
+def as_shapes(size):
+    return [(size,)] if isinstance(size, (int, np.integer)) else [tuple(shape) for shape in size]
+
+
+@functools.lru_cache(maxsize=16)
+def _random_tensors(shapes, dtype, seed):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+    grads = [0.01 * rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+    return params, grads
+
+
+def make_tensors(size, dtype, seed=0):
+    """Parameter arrays and gradients of modest magnitude, so that repeating the same step many times
+    drifts neither into denormals nor into inf. Fresh copies of cached random arrays (drawing 1e7 normals
+    takes longer than the steps being timed)."""
+    params, grads = _random_tensors(tuple(as_shapes(size)), np.dtype(dtype).name, seed)
+    return [p.copy() for p in params], [g.copy() for g in grads]
+
 
 def make_problem(size, dtype, seed=0):
-    """One parameter array and a gradient of modest magnitude, so that repeating the same step many
-    times drifts neither into denormals nor into inf."""
-    rng = np.random.default_rng(seed)
-    param = rng.standard_normal(size).astype(dtype)
-    grad = (0.01 * rng.standard_normal(size)).astype(dtype)
-    return param, grad
+    """One parameter array of ``size`` elements and its gradient (see ``make_tensors``)."""
+    params, grads = make_tensors(size, dtype, seed)
+    return params[0], grads[0]
 
 
 def first_config(case):
@@ -48,44 +78,88 @@ def first_config(case):
 
 
 def fastopt_step(case, backend, dtype, size):
-    """A zero-argument callable doing one fastopt step (``backend``: "cython" or "numpy")."""
-    param, grad = make_problem(size, dtype)
-    opt = case.cls([param], **first_config(case), backend=backend)
-    grads = [grad]
+    """A zero-argument callable doing one fastopt step (``backend``: "cython" or "numpy") through the
+    plain list API, ``opt.step(grads)``, on ``get_num_threads()`` threads."""
+    params, grads = make_tensors(size, dtype)
+    opt = case.cls(params, **first_config(case), backend=backend)
     opt.step(grads)  # the first step allocates the state: keep it out of the timing
     return lambda: opt.step(grads)
 
 
 def torch_step(torch, case, dtype, size):
-    """A zero-argument callable doing one torch.optim step, or None without a torch equivalent."""
+    """A zero-argument callable doing one torch.optim step (fused where torch has a fused CPU step, its
+    default for-loop otherwise), or None without a torch equivalent."""
     if case.torch is None:
         return None
-    param, grad = make_problem(size, dtype)
-    tensor = torch.from_numpy(param)
-    tensor.grad = torch.from_numpy(grad)
+    params, grads = make_tensors(size, dtype)
+    tensors = []
+    for param, grad in zip(params, grads):
+        tensor = torch.from_numpy(param)
+        tensor.grad = torch.from_numpy(grad)
+        tensors.append(tensor)
     kwargs = dict(first_config(case))
     if case.name in TORCH_FUSED:
         kwargs["fused"] = True
-    opt = getattr(torch.optim, case.torch)([tensor], **kwargs)
+    opt = getattr(torch.optim, case.torch)(tensors, **kwargs)
     opt.step()
     return opt.step
 
 
-# -- the table command ----------------------------------------------------------------------------
+def floor_step(case, dtype, size):
+    """A zero-argument callable running the memory-floor kernel with the traffic of one ``case`` step
+    (``case.buffers - 2`` state arrays) on ``get_num_threads()`` threads: ``kernels.floor`` for one array,
+    ``kernels.floor_group`` (one call, like a step) for a list of shapes."""
+    params, grads = make_tensors(size, dtype)
+    states = [[np.zeros_like(p) for p in params] for _ in range(case.buffers - 2)]
+    if isinstance(size, (int, np.integer)):
+        arrays = [params[0], grads[0], *(state[0] for state in states)]
+        return lambda: kernels.floor(*arrays, n_threads=get_num_threads())
+    return lambda: kernels.floor_group(params, grads, *states, n_threads=get_num_threads())
 
-def table_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m fastopt",
-        description="Median step time of fastopt's Cython kernels vs its NumPy reference and torch.optim.")
-    parser.add_argument("--sizes", nargs="+", type=lambda s: int(float(s)), default=SIZES, metavar="N",
-                        help="elements in the one parameter array (default: 1e3 1e5 1e6)")
+
+def bytes_per_step(case, dtype, elements):
+    """Memory traffic of one fused step: the gradient is read, every other buffer read and written."""
+    return (2 * (case.buffers - 1) + 1) * np.dtype(dtype).itemsize * elements
+
+
+def model_shapes(layers, width, vocab=2000):
+    """BENCH.md's whole-model parameter set: an embedding, then per layer the attention (w, 3w), (3w,),
+    (w, w), (w,), the MLP (w, 4w), (4w,), (4w, w), (w,) and four (w,) norm vectors; then two (w,)."""
+    w = width
+    shapes = [(vocab, w)]
+    for _ in range(layers):
+        shapes += [(w, 3 * w), (3 * w,), (w, w), (w,), (w, 4 * w), (4 * w,), (4 * w, w), (w,)] + [(w,)] * 4
+    return shapes + [(w,)] * 2
+
+
+MODELS = {"small": model_shapes(layers=4, width=64),      # 51 tensors, 0.33 M parameters
+          "large": model_shapes(layers=12, width=256)}    # 147 tensors, 9.99 M parameters
+
+
+# -- shared by the commands -----------------------------------------------------------------------
+
+def add_common_arguments(parser, sizes, sizes_help):
+    parser.add_argument("--sizes", nargs="+", type=lambda s: int(float(s)), default=sizes, metavar="N",
+                        help=f"elements in the one parameter array (default: {sizes_help})")
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=DTYPES)
     parser.add_argument("--optimizers", nargs="+", metavar="NAME",
                         help="registry names to run (default: all): " + " ".join(c.name for c in CASES))
     parser.add_argument("--quick", action="store_true", help="few short rounds (smoke test, CI)")
-    parser.add_argument("--torch-threads", type=int, default=1, metavar="N",
-                        help="torch intra-op threads (default 1, like fastopt's single-threaded kernels)")
-    return parser
+
+
+def selected_cases(args, parser):
+    """The registry rows asked for with ``--optimizers`` (all by default); checks ``--sizes`` too."""
+    if any(size < 1 for size in args.sizes):
+        parser.error("--sizes must be positive")
+    if not args.optimizers:
+        return CASES
+    known = {case.name.lower() for case in CASES}
+    unknown = [name for name in args.optimizers if name.lower() not in known]
+    if unknown:
+        parser.error(f"unknown optimizer(s): {', '.join(unknown)} "
+                     f"(choose from {', '.join(case.name for case in CASES)})")
+    wanted = {name.lower() for name in args.optimizers}
+    return [case for case in CASES if case.name.lower() in wanted]
 
 
 def cpu_model():
@@ -99,34 +173,56 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def sci(n):
+    """1000000 -> "1e6"."""
+    return f"{n:.0e}".replace("e+0", "e").replace("e+", "e")
+
+
 def format_time(seconds):
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e3:.2f} ms"
 
 
-def print_row(cells, widths):
-    """Left-align the first two columns (names), right-align the rest (numbers)."""
-    print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))),
+def print_row(cells, widths, left=2):
+    """Left-align the first ``left`` columns (names), right-align the rest (numbers)."""
+    print("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))),
           flush=True)
 
 
+def print_header(header, widths, left=2):
+    widths[:] = [max(w, len(h)) for w, h in zip(widths, header)]
+    print_row(header, widths, left)
+    print("  ".join("-" * w for w in widths))
+
+
+# -- the table command ----------------------------------------------------------------------------
+
+def table_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m fastopt",
+        description="Median step time of fastopt's Cython kernels vs its NumPy reference and torch.optim. "
+                    "'python -m fastopt bench --help': the full ratio table (threads, floor, models).")
+    add_common_arguments(parser, SIZES, "1e3 1e5 1e6")
+    parser.add_argument("--torch-threads", type=int, default=1, metavar="N",
+                        help="threads of torch and of fastopt's kernels (default 1)")
+    return parser
+
+
 def run_table(args, parser):
-    cases = CASES
-    if args.optimizers:
-        known = {case.name.lower() for case in CASES}
-        unknown = [name for name in args.optimizers if name.lower() not in known]
-        if unknown:
-            parser.error(f"unknown optimizer(s): {', '.join(unknown)} "
-                         f"(choose from {', '.join(case.name for case in CASES)})")
-        wanted = {name.lower() for name in args.optimizers}
-        cases = [case for case in CASES if case.name.lower() in wanted]
-    if any(size < 1 for size in args.sizes):
-        parser.error("--sizes must be positive")
+    cases = selected_cases(args, parser)
     if args.torch_threads < 1:
         parser.error("--torch-threads must be at least 1")
     rounds, target = (3, 0.001) if args.quick else (15, 0.003)
 
+    set_num_threads(args.torch_threads)
     torch = import_torch()
     if torch is not None:
         torch.set_num_threads(args.torch_threads)
@@ -135,7 +231,7 @@ def run_table(args, parser):
     print(f"fastopt {__version__} on {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}, {torch_info}")
     print(f"Times: median seconds per step of {rounds} interleaved rounds (kernel, reference, torch, ...); "
-          "ratios: median of the per-round ratios. fastopt kernels run on 1 thread.")
+          f"ratios: median of the per-round ratios. fastopt kernels run on {get_num_threads()} thread(s).")
     print()
 
     header = ["optimizer", "dtype", "n", "fastopt", "numpy ref", "ref/fastopt"]
@@ -143,9 +239,7 @@ def run_table(args, parser):
     if torch is not None:
         header += ["torch", "fastopt/torch"]
         widths += [18, 13]
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    print_row(header, widths)
-    print("  ".join("-" * w for w in widths))
+    print_header(header, widths)
     for case in cases:
         for dtype in args.dtypes:
             for size in args.sizes:
@@ -168,9 +262,183 @@ def run_table(args, parser):
     return 0
 
 
+# -- the bench command ----------------------------------------------------------------------------
+
+BENCH_SIZES = [1_000, 100_000, 1_000_000, 10_000_000]
+NUMPY_MAX = 1_000_000  # the NumPy reference is not timed above this: ~10x fastopt, seconds per row
+LARGE = 5_000_000      # from here a step takes 10-100 ms: fewer rounds of one call each
+OVERHEAD_TENSORS, OVERHEAD_ELEMENTS = 147, 16  # as many tensors as the large model, tiny ones
+
+
+def bench_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m fastopt bench",
+        description="BENCH.md's ratio table: fastopt vs its NumPy reference, torch.optim and the memory floor, "
+                    "on single tensors and whole models, 1 thread and all threads.")
+    add_common_arguments(parser, BENCH_SIZES, "1e3 1e5 1e6 1e7")
+    parser.add_argument("--threads", nargs="+", type=int, metavar="N",
+                        help="threads of fastopt and torch, a row each (default: 1 and all CPUs)")
+    parser.add_argument("--models-all", action="store_true",
+                        help="time the whole models with every selected optimizer (default: Adam only)")
+    return parser
+
+
+def timing(elements, quick):
+    """(rounds, target seconds per round) for a step over ``elements`` parameters."""
+    if quick:
+        return 3, 0.001
+    if elements >= LARGE:
+        return 9, 0.0  # one call per round
+    return 15, 0.003
+
+
+def measure(contenders, elements, quick):
+    """``compare`` the contenders that exist (None: not available), interleaved; ratios against fastopt."""
+    rounds, target = timing(elements, quick)
+    return compare({name: step for name, step in contenders.items() if step is not None},
+                   baseline="fastopt", rounds=rounds, target=target)
+
+
+def use_threads(torch, n):
+    """The same thread count for fastopt's kernels and torch's intra-op pool."""
+    set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def timed(result, name, a, b):
+    """[median of ``name``, ratio time(a)/time(b)], or dashes when ``name`` was not timed."""
+    if name not in result.times:
+        return ["-", "-"]
+    return [format_time(result.medians[name]), f"{result.ratio(a, b):.2f}"]
+
+
+def gigabytes_per_second(case, dtype, elements, seconds):
+    return f"{bytes_per_step(case, dtype, elements) / seconds / 1e9:.1f}"
+
+
+def print_bench_header(torch):
+    config = show_config(file=io.StringIO())
+    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    torch_info = f"torch {torch.__version__}" if torch is not None else "torch not installed"
+    print(f"fastopt {__version__} bench on {cpu_model()}, {os.cpu_count()} cores ({usable_cpus()} usable){load}")
+    print(f"kernels: {config['isa']} ({config['isa_selected_by']}), {config['compiler']}, "
+          f"OpenMP {'on' if config['openmp'] else 'off'}; Python {platform.python_version()}, "
+          f"numpy {np.__version__}, {torch_info}")
+    (rounds, target), (large_rounds, _), (quick_rounds, _) = timing(1, False), timing(LARGE, False), timing(1, True)
+    print("Times: medians per step over interleaved rounds (fastopt, numpy ref, torch, floor, fastopt, ...): "
+          f"{rounds} rounds of about {target * 1e3:.0f} ms,")
+    print(f"  or {large_rounds} rounds of one call from {sci(LARGE)} elements ({quick_rounds} short rounds with "
+          "--quick); ratios: median of the per-round ratios.")
+    print("threads: fastopt's and torch's thread count for the row (the NumPy reference is single-threaded).")
+    print("torch: fused for SGD, Adam, AdamW, Adagrad; torch's for-loop step otherwise; none for Momentum.")
+    print("floor: kernels.floor, the same memory traffic as the step (buffers - 2 state arrays), no math.")
+    print("GB/s: fastopt's bytes per step / its median, bytes = (2 x (buffers - 1) + 1) x itemsize x n "
+          "(grad read; param and states read and written).")
+    print(f"numpy ref: not timed above {sci(NUMPY_MAX)} elements ('-'): about 10x slower than fastopt there.")
+
+
+def single_tensor_table(cases, threads, torch, args):
+    print()
+    print("Single tensor: one parameter array of n elements, registry first config")
+    header = ["optimizer", "dtype", "n", "threads", "fastopt", "GB/s", "numpy ref", "ref/fastopt",
+              "torch", "fastopt/torch", "floor", "fastopt/floor"]
+    widths = [max(len(c.name) for c in cases), 7, max(len(str(s)) for s in args.sizes), 7, 9, 5, 9, 11,
+              9, 13, 9, 13]
+    print_header(header, widths)
+    for case in cases:
+        for dtype in args.dtypes:
+            for size in args.sizes:
+                for n in threads:
+                    use_threads(torch, n)
+                    result = measure({
+                        "fastopt": fastopt_step(case, "cython", dtype, size),
+                        "numpy": fastopt_step(case, "numpy", dtype, size) if size <= NUMPY_MAX else None,
+                        "torch": torch_step(torch, case, dtype, size) if torch is not None else None,
+                        "floor": floor_step(case, dtype, size),
+                    }, size, args.quick)
+                    seconds = result.medians["fastopt"]
+                    print_row([case.name, dtype, str(size), str(get_num_threads()), format_time(seconds),
+                               gigabytes_per_second(case, dtype, size, seconds)]
+                              + timed(result, "numpy", "numpy", "fastopt")
+                              + timed(result, "torch", "fastopt", "torch")
+                              + timed(result, "floor", "fastopt", "floor"), widths)
+
+
+def model_table(cases, threads, torch, args):
+    print()
+    print("Whole models, float32 (BENCH.md): every tensor in one list; fastopt opt.step(list_of_grads), torch "
+          "over the same shapes, floor_group over the same tensors")
+    header = ["model", "optimizer", "threads", "tensors", "params", "fastopt", "GB/s", "torch",
+              "fastopt/torch", "floor", "fastopt/floor", "torch/floor"]
+    widths = [5, max(len(c.name) for c in cases), 7, 7, 7, 9, 5, 9, 13, 9, 13, 11]
+    print_header(header, widths)
+    for model, shapes in MODELS.items():
+        elements = sum(math.prod(shape) for shape in shapes)
+        for case in cases:
+            for n in threads:
+                use_threads(torch, n)
+                result = measure({
+                    "fastopt": fastopt_step(case, "cython", "float32", shapes),
+                    "torch": torch_step(torch, case, "float32", shapes) if torch is not None else None,
+                    "floor": floor_step(case, "float32", shapes),
+                }, elements, args.quick)
+                seconds = result.medians["fastopt"]
+                torch_floor = f"{result.ratio('torch', 'floor'):.2f}" if "torch" in result.times else "-"
+                print_row([model, case.name, str(get_num_threads()), str(len(shapes)), f"{elements / 1e6:.2f} M",
+                           format_time(seconds), gigabytes_per_second(case, "float32", elements, seconds)]
+                          + timed(result, "torch", "fastopt", "torch")
+                          + timed(result, "floor", "fastopt", "floor") + [torch_floor], widths)
+
+
+def overhead_lines(torch, args):
+    """Adam at 1e3 elements (fastopt vs torch fused), and the cost of each extra tensor in a step."""
+    adam, tiny = BY_NAME["Adam"], [(OVERHEAD_ELEMENTS,)]
+    use_threads(torch, 1)
+    steps = {"fastopt": lambda size: fastopt_step(adam, "cython", "float32", size),
+             "floor_group": lambda size: floor_step(adam, "float32", size)}
+    if torch is not None:
+        steps["torch fused"] = lambda size: torch_step(torch, adam, "float32", size)
+    contenders = {"fastopt": steps["fastopt"](1_000)}
+    if torch is not None:
+        contenders["torch"] = steps["torch fused"](1_000)
+    for name, make in steps.items():
+        contenders[f"{name} x1"] = make(tiny)
+        contenders[f"{name} x{OVERHEAD_TENSORS}"] = make(tiny * OVERHEAD_TENSORS)
+    result = measure(contenders, 1_000, args.quick)
+    medians = result.medians
+
+    def per_tensor(name):
+        extra = (medians[f"{name} x{OVERHEAD_TENSORS}"] - medians[f"{name} x1"]) / (OVERHEAD_TENSORS - 1)
+        return f"{name} {extra * 1e9:.0f} ns"
+
+    print()
+    print("Per-call overhead (Adam, float32, 1 thread):")
+    line = f"  one tensor of 1000 elements: fastopt {format_time(medians['fastopt'])}"
+    if torch is not None:
+        line += (f", torch fused {format_time(medians['torch'])}, "
+                 f"fastopt/torch {result.ratio('fastopt', 'torch'):.2f}")
+    print(line)
+    print(f"  per extra tensor, (step of {OVERHEAD_TENSORS} tensors of {OVERHEAD_ELEMENTS} elements - step of 1) "
+          f"/ {OVERHEAD_TENSORS - 1}: " + ", ".join(per_tensor(name) for name in steps))
+
+
+def run_bench(args, parser):
+    cases = selected_cases(args, parser)
+    threads = args.threads or sorted({1, usable_cpus()})
+    if any(n < 1 for n in threads):
+        parser.error("--threads must be at least 1")
+    torch = import_torch()
+    print_bench_header(torch)
+    single_tensor_table(cases, threads, torch, args)
+    model_table(cases if args.models_all else [BY_NAME["Adam"]], threads, torch, args)
+    overhead_lines(torch, args)
+    return 0
+
+
 # -- entry point ----------------------------------------------------------------------------------
 
-COMMANDS = {"table": (table_parser, run_table)}
+COMMANDS = {"table": (table_parser, run_table), "bench": (bench_parser, run_bench)}
 
 
 def main(argv=None):

@@ -28,8 +28,6 @@ class Optimizer:
     dtype. Parameters never stepped have no entry.
     """
 
-    _kernel = None  # the name of the kernel in fastopt.kernels / fastopt.reference
-
     def __init__(self, params, defaults, *, backend="cython"):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
@@ -39,8 +37,7 @@ class Optimizer:
         self._hyperparameters = operator.itemgetter(*defaults)  # a group's values, in one C call
         self.state = {}
         self.param_groups = []
-        self._plans = {}  # id(group) -> (validity key, state lists): see _group_state
-        self._checked = {}  # id(group) -> (hyperparameters last checked, state spec): see _checked_spec
+        self._prepared = {}  # id(group) -> its cache entry: see _prepare and _group_state
         self._state_version = 0
         if isinstance(params, np.ndarray) or isinstance(params, dict):
             raise TypeError("params argument given to the optimizer should be an iterable of arrays "
@@ -97,39 +94,48 @@ class Optimizer:
         ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
         any array is touched: a rejected step changes nothing. Each group is one kernel call.
         """
-        specs = [self._checked_spec(group) for group in self.param_groups]  # (spec, its keys)
-        grads = check.grads(grads, self._params())
-        kernel = getattr(BACKENDS[self.backend], self._kernel + "_group")
+        groups = self.param_groups
+        entries = list(map(self._prepare, groups))
+        grads = check.grads(grads, groups)
         n_threads = get_num_threads()
         start = 0
-        for group, spec in zip(self.param_groups, specs):
-            count = len(group["params"])
-            group_grads = grads[start:start + count]
-            state, created = self._group_state(group, *spec, start, group_grads)
-            self._run(kernel, group, group_grads, state, created, n_threads)
+        for group, entry in zip(groups, entries):
+            params = group["params"]
+            count = len(params)
+            group_grads = grads if count == len(grads) else grads[start:start + count]
+            plan = entry[5]
+            if (plan is not None and plan[0] is params and plan[1] == count and plan[2] == start
+                    and plan[3] == self._state_version):
+                buffers, created = plan[4], None  # the hot path: every param has its state
+            else:
+                buffers, created = self._group_state(group, entry, start, group_grads)
+            kwargs = entry[3]
+            kwargs["n_threads"] = n_threads
+            self._run(entry[4], params, group_grads, buffers, created, kwargs)
             start += count
 
-    def _checked_spec(self, group):
-        """Check the group's hyperparameters (only when they changed since the last step: a step must
-        not pay for a dozen checks) and return its state spec."""
+    def _prepare(self, group):
+        """The group's cache entry ``[hyperparameters, spec, spec keys, kernel keywords, kernel, plan]``,
+        checking its hyperparameters first: only when they changed since the last step (a step must not
+        pay for a dozen checks)."""
         snapshot = self._hyperparameters(group)
-        cached = self._checked.get(id(group))
-        if cached is None or cached[0] != snapshot:
+        entry = self._prepared.get(id(group))
+        if entry is None or entry[0] != snapshot:
             self._check_hyperparameters(group)
             spec = self._state_spec(group)
-            cached = self._checked[id(group)] = (snapshot, spec, tuple(spec))
-        return cached[1], cached[2]
+            kernel = getattr(BACKENDS[self.backend], self._kernel + "_group")
+            plan = entry[5] if entry is not None and entry[2] == tuple(spec) else None
+            entry = self._prepared[id(group)] = [snapshot, spec, tuple(spec), self._kernel_kwargs(group),
+                                                 kernel, plan]
+        return entry
 
-    def _group_state(self, group, spec, spec_keys, start, grads):
-        """The group's state as per-key lists aligned with its params, creating what is missing for the
-        params that have a gradient. Once every param has its state the lists are cached (the plan), so
-        a step does no per-tensor Python work; ``created`` lists the keys this step allocated per param
-        (None when nothing was)."""
-        params = group["params"]
-        key = (id(params), len(params), start, spec_keys, self._state_version)
-        plan = self._plans.get(id(group))
-        if plan is not None and plan[0] == key:
-            return plan[1], None
+    def _group_state(self, group, entry, start, grads):
+        """The group's state buffers in the kernel's order (``_buffers``), each a list aligned with the
+        params (None: not used), creating what is missing for the params that have a gradient. Once every
+        param has its state the lists are cached in the group's entry (the plan ``step`` checks), so a
+        step does no per-tensor Python work. ``created``: per param, the state keys this step allocated
+        (None when none were)."""
+        params, spec = group["params"], entry[1]
         created, complete = [], True
         for k, (param, grad) in enumerate(zip(params, grads)):
             state = self.state.get(start + k, {})
@@ -138,15 +144,21 @@ class Optimizer:
                 self.state[start + k] = state
             created.append(added)
             complete = complete and all(name in state for name in spec)
-        lists = {name: [self.state.get(start + k, {}).get(name) for k in range(len(params))]
-                 for name in spec}
+        buffers = [[self.state.get(start + k, {}).get(name) for k in range(len(params))] if name in spec
+                   else None for name in self._buffers]
         if any(created):
             self._state_version += 1
-        if complete:
-            self._plans[id(group)] = ((id(params), len(params), start, spec_keys, self._state_version), lists)
-        return lists, (created if any(created) else None)
+        entry[5] = (params, len(params), start, self._state_version, buffers) if complete else None
+        return buffers, (created if any(created) else None)
+
+    def _run(self, kernel, params, grads, buffers, created, kwargs):
+        """One kernel call for a group: ``kernel(params, grads, *buffers, **kwargs)``."""
+        kernel(params, grads, *buffers, **kwargs)
 
     # -- what subclasses provide --------------------------------------------------------------------
+
+    _kernel = None  # the rule's name in fastopt.kernels / fastopt.reference (its group kernel: + "_group")
+    _buffers = ()   # the state keys the kernel takes after (params, grads), in its order
 
     def _check_hyperparameters(self, group):
         """Raise torch's ValueError/TypeError for a bad hyperparameter in ``group``."""
@@ -157,11 +169,8 @@ class Optimizer:
         initial value (None: created by the step itself); ``scalar`` marks 0-d counters."""
         raise NotImplementedError
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        """Call the group ``kernel`` (``fastopt.kernels.<rule>_group`` or its reference twin) on the
-        group's params, their gradients and their state (``{key: list aligned with params}``).
-        ``created``: per param, the state keys this step allocated (None if none were), e.g. SGD's
-        momentum buffer on its first step."""
+    def _kernel_kwargs(self, group):
+        """The kernel's hyperparameter keywords for ``group`` (computed when they change)."""
         raise NotImplementedError
 
     # -- state --------------------------------------------------------------------------------------
@@ -245,7 +254,7 @@ class Optimizer:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_plans"], state["_checked"] = {}, {}  # keyed by object ids: meaningless in a copy
+        state["_prepared"] = {}  # keyed by object ids, holds kernels: rebuilt after a copy
         return state
 
     def __repr__(self):

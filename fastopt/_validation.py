@@ -99,13 +99,14 @@ def param(p, index):
         raise ValueError(f"params[{index}] is read-only; the optimizer updates parameters in place")
 
 
-def grads(grads, params):
-    """Check a step's gradients against the parameters and return them as a list (NumPy scalars, which
+def grads(grads, groups):
+    """Check a step's gradients against the parameters of ``groups`` (``param_groups``, in order) and
+    return them as a list (NumPy scalars, which
     arithmetic on 0-d arrays returns, become 0-d arrays). Each gradient is None (skip the parameter) or
     an ndarray of its parameter's dtype and shape, C-contiguous. Raises before anything is updated:
     TypeError for a non-array or another dtype, ValueError for the count, shape or layout. Compiled
     (``fastopt._kernels._runtime.check_grads``): a step checks hundreds of tensors."""
-    return check_grads(grads, params)
+    return check_grads(grads, groups)
 
 
 def state_buffer(value, p, index, key, scalar):

@@ -20,6 +20,7 @@ class Adadelta(Optimizer):
     """
 
     _kernel = "adadelta"
+    _buffers = ("step", "square_avg", "acc_delta")
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False, backend="cython"):
@@ -38,7 +39,6 @@ class Adadelta(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "square_avg": (0.0, False), "acc_delta": (0.0, False)}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        kernel(group["params"], grads, state["step"], state["square_avg"], state["acc_delta"],
-               lr=group["lr"], rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"],
-               maximize=group["maximize"], n_threads=n_threads)
+    def _kernel_kwargs(self, group):
+        return dict(lr=group["lr"], rho=group["rho"], eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])

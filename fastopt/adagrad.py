@@ -24,6 +24,7 @@ class Adagrad(Optimizer):
     """
 
     _kernel = "adagrad"
+    _buffers = ("step", "sum")
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None,
@@ -53,7 +54,6 @@ class Adagrad(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "sum": (float(group["initial_accumulator_value"]), False)}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        kernel(group["params"], grads, state["step"], state["sum"], lr=group["lr"],
-               lr_decay=group["lr_decay"], eps=group["eps"], weight_decay=group["weight_decay"],
-               maximize=group["maximize"], n_threads=n_threads)
+    def _kernel_kwargs(self, group):
+        return dict(lr=group["lr"], lr_decay=group["lr_decay"], eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])

@@ -25,6 +25,7 @@ class Adam(Optimizer):
     """
 
     _kernel = "adam"
+    _buffers = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
@@ -50,12 +51,11 @@ class Adam(Optimizer):
             spec["max_exp_avg_sq"] = (0.0, False)
         return spec
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
+    def _kernel_kwargs(self, group):
         beta1, beta2 = group["betas"]
-        kernel(group["params"], grads, state["step"], state["exp_avg"], state["exp_avg_sq"],
-               state.get("max_exp_avg_sq"), lr=group["lr"], beta1=beta1, beta2=beta2,
-               eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-               decoupled_weight_decay=group["decoupled_weight_decay"], n_threads=n_threads)
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"])
 
 
 class AdamW(Adam):

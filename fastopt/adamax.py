@@ -21,6 +21,7 @@ class Adamax(Optimizer):
     """
 
     _kernel = "adamax"
+    _buffers = ("step", "exp_avg", "exp_inf")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
                  maximize=False, differentiable=False, capturable=False, backend="cython"):
@@ -39,8 +40,7 @@ class Adamax(Optimizer):
     def _state_spec(self, group):
         return {"step": (0.0, True), "exp_avg": (0.0, False), "exp_inf": (0.0, False)}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
+    def _kernel_kwargs(self, group):
         beta1, beta2 = group["betas"]
-        kernel(group["params"], grads, state["step"], state["exp_avg"], state["exp_inf"], lr=group["lr"],
-               beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-               maximize=group["maximize"], n_threads=n_threads)
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])

@@ -18,6 +18,7 @@ class Momentum(Optimizer):
     """
 
     _kernel = "momentum"
+    _buffers = ("momentum_buffer",)
 
     def __init__(self, params, lr=0.01, beta=0.9, *, backend="cython"):
         super().__init__(params, dict(lr=lr, beta=beta), backend=backend)
@@ -29,6 +30,5 @@ class Momentum(Optimizer):
     def _state_spec(self, group):
         return {"momentum_buffer": (0.0, False)}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        kernel(group["params"], grads, state["momentum_buffer"], lr=group["lr"], beta=group["beta"],
-               n_threads=n_threads)
+    def _kernel_kwargs(self, group):
+        return dict(lr=group["lr"], beta=group["beta"])

@@ -24,6 +24,7 @@ class NAdam(Optimizer):
     """
 
     _kernel = "nadam"
+    _buffers = ("step", "mu_product", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
@@ -48,10 +49,8 @@ class NAdam(Optimizer):
         return {"step": (0.0, True), "mu_product": (1.0, True), "exp_avg": (0.0, False),
                 "exp_avg_sq": (0.0, False)}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
+    def _kernel_kwargs(self, group):
         beta1, beta2 = group["betas"]
-        kernel(group["params"], grads, state["step"], state["mu_product"], state["exp_avg"],
-               state["exp_avg_sq"], lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-               weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
-               maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"],
-               n_threads=n_threads)
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
+                    maximize=group["maximize"], decoupled_weight_decay=group["decoupled_weight_decay"])

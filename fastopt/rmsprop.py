@@ -24,6 +24,7 @@ class RMSprop(Optimizer):
     """
 
     _kernel = "rmsprop"
+    _buffers = ("step", "square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False, *,
@@ -51,8 +52,7 @@ class RMSprop(Optimizer):
             spec["grad_avg"] = (0.0, False)
         return spec
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        kernel(group["params"], grads, state["step"], state["square_avg"], state.get("momentum_buffer"),
-               state.get("grad_avg"), lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-               weight_decay=group["weight_decay"], momentum=group["momentum"],
-               maximize=group["maximize"], n_threads=n_threads)
+    def _kernel_kwargs(self, group):
+        return dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+                    weight_decay=group["weight_decay"], momentum=group["momentum"],
+                    maximize=group["maximize"])

@@ -28,6 +28,7 @@ class SGD(Optimizer):
     """
 
     _kernel = "sgd"
+    _buffers = ("momentum_buffer",)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None, backend="cython"):
@@ -50,9 +51,12 @@ class SGD(Optimizer):
     def _state_spec(self, group):
         return {"momentum_buffer": (None, False)} if group["momentum"] != 0 else {}
 
-    def _run(self, kernel, group, grads, state, created, n_threads):
-        kernel(group["params"], grads, state.get("momentum_buffer"), lr=group["lr"],
-               momentum=group["momentum"], dampening=group["dampening"],
-               weight_decay=group["weight_decay"], nesterov=group["nesterov"], maximize=group["maximize"],
-               first_steps=None if created is None else ["momentum_buffer" in c for c in created],
-               n_threads=n_threads)
+    def _kernel_kwargs(self, group):
+        return dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                    weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                    maximize=group["maximize"])
+
+    def _run(self, kernel, params, grads, buffers, created, kwargs):
+        # torch's first-step rule: a new momentum buffer starts as the gradient itself
+        first_steps = None if created is None else ["momentum_buffer" in keys for keys in created]
+        kernel(params, grads, *buffers, first_steps=first_steps, **kwargs)

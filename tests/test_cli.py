@@ -1,4 +1,6 @@
-"""Smoke test of ``python -m fastopt`` (the benchmark table), run as a subprocess like a user would."""
+"""Smoke tests of ``python -m fastopt`` (the benchmark table) and ``python -m fastopt bench``, run as a
+subprocess like a user would."""
+import io
 import os
 import subprocess
 import sys
@@ -31,3 +33,23 @@ def test_unknown_optimizer_is_a_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "unknown optimizer(s): Nope" in proc.stderr
     assert "Adam" in proc.stderr  # the message lists the valid names
+
+
+def test_bench_quick_has_rows_models_and_overhead(tmp_path):
+    proc = run_cli("bench", "--quick", "--sizes", "1000", "--optimizers", "Adam", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = {tuple(line.split()[:4]) for line in lines if line.strip()}
+    threads = {1}
+    if fastopt.show_config(file=io.StringIO())["openmp"]:  # a row on all CPUs too
+        threads.add(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    for dtype in ("float32", "float64"):
+        for n in threads:
+            assert ("Adam", dtype, "1000", str(n)) in rows, proc.stdout
+    assert not any(row[0] in ("SGD", "AdamW") for row in rows), proc.stdout  # only what was asked for
+    assert "fastopt/floor" in proc.stdout and "GB/s" in proc.stdout
+    assert any(line.startswith("Whole models") for line in lines), proc.stdout
+    for model in ("small", "large"):
+        assert (model, "Adam", "1") in {row[:3] for row in rows}, proc.stdout
+    assert any("overhead" in line for line in lines), proc.stdout
+    assert any("per extra tensor" in line for line in lines), proc.stdout

@@ -70,9 +70,10 @@ cdef bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     return memcmp(<void*>cnp.PyArray_DIMS(a), <void*>cnp.PyArray_DIMS(b), ndim * sizeof(cnp.npy_intp)) == 0
 
 
-def check_grads(grads, list params):
-    """A step's gradients against the parameters (see ``fastopt._validation.grads``, which owns the
-    messages' wording): returns the list to use, with NumPy scalars turned into 0-d arrays."""
+def check_grads(grads, list groups):
+    """A step's gradients against the parameters of ``groups`` (param_groups, in order; see
+    ``fastopt._validation.grads``, which owns the messages' wording): returns the list to use, with
+    NumPy scalars turned into 0-d arrays."""
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list with one array (or None) per parameter, got one ndarray")
     if not isinstance(grads, list):
@@ -81,27 +82,30 @@ def check_grads(grads, list params):
         except TypeError:
             raise TypeError("grads must be a list with one array (or None) per parameter, "
                             f"got {type(grads).__name__}") from None
-    cdef Py_ssize_t n = len(params), i
+    cdef Py_ssize_t n = 0, i = 0
+    for group in groups:
+        n += len(<list>(<dict>group)["params"])
     if len(<list>grads) != n:
         raise ValueError(f"expected {n} gradients (one per parameter, None to skip), got {len(<list>grads)}")
     cdef bint copied = False
     cdef cnp.ndarray g, p
-    for i in range(n):
-        obj = (<list>grads)[i]
-        if obj is None:
-            continue
-        if not cnp.PyArray_Check(obj):
-            if not isinstance(obj, np.generic):  # arithmetic on 0-d arrays returns NumPy scalars
-                raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(obj).__name__}")
-            if not copied:
-                grads, copied = list(grads), True
-            obj = (<list>grads)[i] = np.asarray(obj)
-        g, p = <cnp.ndarray>obj, <cnp.ndarray>(<list>params)[i]
-        if cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(g):
-            raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
-        if not _same_shape(g, p):
-            raise ValueError(f"grads[{i}] has shape {(<object>g).shape}, expected {(<object>p).shape} "
-                             f"(the shape of params[{i}])")
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(g) and cnp.PyArray_ISALIGNED(g)):
-            raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
+    for group in groups:
+        for param in <list>(<dict>group)["params"]:
+            obj = (<list>grads)[i]
+            if obj is not None:
+                if not cnp.PyArray_Check(obj):
+                    if not isinstance(obj, np.generic):  # arithmetic on 0-d arrays returns NumPy scalars
+                        raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(obj).__name__}")
+                    if not copied:
+                        grads, copied = list(grads), True
+                    obj = (<list>grads)[i] = np.asarray(obj)
+                g, p = <cnp.ndarray>obj, <cnp.ndarray>param
+                if cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(g):
+                    raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
+                if not _same_shape(g, p):
+                    raise ValueError(f"grads[{i}] has shape {(<object>g).shape}, expected {(<object>p).shape} "
+                                     f"(the shape of params[{i}])")
+                if not (cnp.PyArray_IS_C_CONTIGUOUS(g) and cnp.PyArray_ISALIGNED(g)):
+                    raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
+            i += 1
     return grads

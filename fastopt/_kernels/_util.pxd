@@ -53,8 +53,12 @@ cdef enum:
     # Range boundaries fall on multiples of ALIGN elements (64 bytes of float32: no shared cache lines).
     PARALLEL_MIN = 1 << 15
     ALIGN = 16
+    # Below this many elements a call keeps the GIL: the loop takes less time than releasing and
+    # re-taking it (about 0.1 us). Above it, other Python threads run while the kernel works.
+    NOGIL_MIN = 1 << 12
 
 ctypedef void (*chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+ctypedef void (*prologue_fn)(void* work) noexcept nogil  # per tensor, before the loop: step counters
 
 
 cdef inline dict build_info():
@@ -161,19 +165,42 @@ cdef inline double bump(void* counter, int single) noexcept nogil:
     return (<double*>counter)[0]
 
 
-cdef inline void run_one(chunk_fn fn, void* work, Py_ssize_t n, int n_threads) noexcept nogil:
-    """Run a single work item of n elements (the single-tensor kernels)."""
+cdef inline void _execute(chunk_fn fn, prologue_fn prologue, void* works, Py_ssize_t stride,
+                          const Py_ssize_t* offsets, Py_ssize_t count, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k
+    if prologue != NULL:
+        for k in range(count):
+            prologue(<char*>works + k * stride)
+    run(fn, works, stride, offsets, count, n_threads)
+
+
+cdef inline void execute(chunk_fn fn, prologue_fn prologue, void* works, Py_ssize_t stride,
+                         const Py_ssize_t* offsets, Py_ssize_t count, int n_threads) noexcept:
+    """Every kernel call ends here, checks done: each item's prologue (step counters and the step's
+    scalars), then the loop; the GIL is released from NOGIL_MIN elements on."""
+    if offsets[count] >= NOGIL_MIN:
+        with nogil:
+            _execute(fn, prologue, works, stride, offsets, count, n_threads)
+    else:
+        _execute(fn, prologue, works, stride, offsets, count, n_threads)
+
+
+cdef inline void execute_one(chunk_fn fn, prologue_fn prologue, void* work, Py_ssize_t n,
+                             int n_threads) noexcept:
+    """``execute`` for a single work item of n elements (the single-tensor kernels)."""
     cdef Py_ssize_t offsets[2]
     offsets[0] = 0
     offsets[1] = n
-    run(fn, work, 0, offsets, 1, n_threads)
+    execute(fn, prologue, work, 0, offsets, 1, n_threads)
 
 
-cdef inline int check_lists(Py_ssize_t count, list lists, tuple names) except -1:
+cdef inline int check_lists(Py_ssize_t count, tuple lists, tuple names) except -1:
     """The per-tensor lists of a group call are aligned with ``params`` (None: a buffer not used)."""
-    for values, name in zip(lists, names):
+    cdef Py_ssize_t i
+    for i in range(len(lists)):
+        values = lists[i]
         if values is not None and len(<list>values) != count:
-            raise ValueError(f"{name} has {len(<list>values)} entries, expected {count} (one per param)")
+            raise ValueError(f"{names[i]} has {len(<list>values)} entries, expected {count} (one per param)")
     return 0
 
 

@@ -22,8 +22,9 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, bump, build_info, check_counter, check_lists, check_size,
-                     effective_grad, fabs_, float_kind, fsqrt, maxnan, run, run_one)
+from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
+                                     check_size, effective_grad, execute, execute_one, fabs_,
+                                     float_kind, fsqrt, maxnan)
 
 cnp.import_array()
 BUILD = build_info()
@@ -44,7 +45,8 @@ ctypedef struct AdamWork:
     double neg_step_size, bc2_sqrt, decay_factor  # this tensor's step scalars
 
 
-cdef void _adam_prologue(AdamWork* w) noexcept nogil:
+cdef void _adam_prologue(void* work) noexcept nogil:
+    cdef AdamWork* w = <AdamWork*>work
     cdef double t = bump(w.step, w.single)                                      # t
     w.neg_step_size = -w.lr / (1.0 - pow(w.beta1, t))                           # step_size
     w.bc2_sqrt = sqrt(1.0 - pow(w.beta2, t))                                    # bc2_sqrt
@@ -115,9 +117,7 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] step,
         w.p, w.g, w.m, w.v = &param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0]
         if max_exp_avg_sq is not None:
             w.vmax = &max_exp_avg_sq[0]
-    with nogil:
-        _adam_prologue(&w)
-        run_one(_adam_chunk, &w, n, n_threads)
+    execute_one(_adam_chunk, _adam_prologue, &w, n, n_threads)
 
 
 def adam_group(list params, list grads, list steps, list exp_avgs, list exp_avg_sqs,
@@ -126,7 +126,7 @@ def adam_group(list params, list grads, list steps, list exp_avgs, list exp_avg_
     """``adam`` on every tensor of a group in one call (lists aligned with ``params``; a None
     gradient skips its tensor, whose step is not counted). Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs],
+    check_lists(count, (grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs),
                 ("grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"))
     cdef AdamWork* works = <AdamWork*>malloc(count * sizeof(AdamWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
@@ -152,10 +152,7 @@ def adam_group(list params, list grads, list steps, list exp_avgs, list exp_avg_
                 w.vmax = array_data(max_exp_avg_sqs[k], single, n, True, "max_exp_avg_sqs", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                _adam_prologue(&works[k])
-            run(_adam_chunk, works, sizeof(AdamWork), offsets, nwork, n_threads)
+        execute(_adam_chunk, _adam_prologue, works, sizeof(AdamWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
@@ -175,7 +172,8 @@ ctypedef struct AdamaxWork:
     double neg_step_size  # this tensor's step scalar
 
 
-cdef void _adamax_prologue(AdamaxWork* w) noexcept nogil:
+cdef void _adamax_prologue(void* work) noexcept nogil:
+    cdef AdamaxWork* w = <AdamaxWork*>work
     cdef double t = bump(w.step, w.single)                                      # t
     w.neg_step_size = -w.lr / (1.0 - pow(w.beta1, t))                           # step_size
 
@@ -226,9 +224,7 @@ def adamax(floating[::1] param, const floating[::1] grad, floating[::1] step,
     w.step = &step[0]
     if n:
         w.p, w.g, w.m, w.u = &param[0], &grad[0], &exp_avg[0], &exp_inf[0]
-    with nogil:
-        _adamax_prologue(&w)
-        run_one(_adamax_chunk, &w, n, n_threads)
+    execute_one(_adamax_chunk, _adamax_prologue, &w, n, n_threads)
 
 
 def adamax_group(list params, list grads, list steps, list exp_avgs, list exp_infs, *, double lr,
@@ -236,7 +232,7 @@ def adamax_group(list params, list grads, list steps, list exp_avgs, list exp_in
                  int n_threads=1):
     """``adamax`` on every tensor of a group in one call. Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, exp_avgs, exp_infs], ("grads", "steps", "exp_avgs", "exp_infs"))
+    check_lists(count, (grads, steps, exp_avgs, exp_infs), ("grads", "steps", "exp_avgs", "exp_infs"))
     cdef AdamaxWork* works = <AdamaxWork*>malloc(count * sizeof(AdamaxWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
     cdef AdamaxWork* w
@@ -259,10 +255,7 @@ def adamax_group(list params, list grads, list steps, list exp_avgs, list exp_in
             w.u = array_data(exp_infs[k], single, n, True, "exp_infs", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                _adamax_prologue(&works[k])
-            run(_adamax_chunk, works, sizeof(AdamaxWork), offsets, nwork, n_threads)
+        execute(_adamax_chunk, _adamax_prologue, works, sizeof(AdamaxWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
@@ -283,7 +276,8 @@ ctypedef struct NAdamWork:
     double bc2, coef_grad, coef_avg, decay_factor  # this tensor's step scalars
 
 
-cdef void _nadam_prologue(NAdamWork* w) noexcept nogil:
+cdef void _nadam_prologue(void* work) noexcept nogil:
+    cdef NAdamWork* w = <NAdamWork*>work
     cdef double t = bump(w.step, w.single)                                      # t
     cdef double mu = w.beta1 * (1.0 - 0.5 * pow(0.96, t * w.momentum_decay))    # mu_t
     cdef double mu_next = w.beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * w.momentum_decay))  # mu_next
@@ -357,9 +351,7 @@ def nadam(floating[::1] param, const floating[::1] grad, floating[::1] step,
     w.step, w.mu_product = &step[0], &mu_product[0]
     if n:
         w.p, w.g, w.m, w.v = &param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0]
-    with nogil:
-        _nadam_prologue(&w)
-        run_one(_nadam_chunk, &w, n, n_threads)
+    execute_one(_nadam_chunk, _nadam_prologue, &w, n, n_threads)
 
 
 def nadam_group(list params, list grads, list steps, list mu_products, list exp_avgs,
@@ -368,7 +360,7 @@ def nadam_group(list params, list grads, list steps, list mu_products, list exp_
                 bint decoupled_weight_decay, int n_threads=1):
     """``nadam`` on every tensor of a group in one call. Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, mu_products, exp_avgs, exp_avg_sqs],
+    check_lists(count, (grads, steps, mu_products, exp_avgs, exp_avg_sqs),
                 ("grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs"))
     cdef NAdamWork* works = <NAdamWork*>malloc(count * sizeof(NAdamWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
@@ -394,10 +386,7 @@ def nadam_group(list params, list grads, list steps, list mu_products, list exp_
             w.v = array_data(exp_avg_sqs[k], single, n, True, "exp_avg_sqs", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                _nadam_prologue(&works[k])
-            run(_nadam_chunk, works, sizeof(NAdamWork), offsets, nwork, n_threads)
+        execute(_nadam_chunk, _nadam_prologue, works, sizeof(NAdamWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)

@@ -10,7 +10,8 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport array_data, build_info, check_lists, check_size, float_kind, run, run_one
+from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size, execute,
+                                     execute_one, float_kind)
 
 cnp.import_array()
 BUILD = build_info()
@@ -80,14 +81,13 @@ def floor(floating[::1] param, const floating[::1] grad, floating[::1] s1=None,
             w.s2 = &s2[0]
         if s3 is not None:
             w.s3 = &s3[0]
-    with nogil:
-        run_one(_floor_chunk, &w, n, n_threads)
+    execute_one(_floor_chunk, NULL, &w, n, n_threads)
 
 
 def floor_group(list params, list grads, list s1=None, list s2=None, list s3=None, *, int n_threads=1):
     """``floor`` on every tensor of a list in one call, like the ``*_group`` kernels."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, s1, s2, s3], ("grads", "s1", "s2", "s3"))
+    check_lists(count, (grads, s1, s2, s3), ("grads", "s1", "s2", "s3"))
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")
     cdef FloorWork* works = <FloorWork*>malloc(count * sizeof(FloorWork) + 1)
@@ -115,8 +115,7 @@ def floor_group(list params, list grads, list s1=None, list s2=None, list s3=Non
                 w.s3 = array_data(s3[k], single, n, True, "s3", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            run(_floor_chunk, works, sizeof(FloorWork), offsets, nwork, n_threads)
+        execute(_floor_chunk, NULL, works, sizeof(FloorWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)

@@ -16,8 +16,9 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, bump, build_info, check_counter, check_lists,
-                                     check_size, effective_grad, float_kind, fsqrt, run, run_one)
+from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
+                                     check_size, effective_grad, execute, execute_one, float_kind,
+                                     fsqrt)
 
 cnp.import_array()
 BUILD = build_info()
@@ -36,7 +37,8 @@ ctypedef struct AdagradWork:
     double neg_clr  # this tensor's step scalar
 
 
-cdef void _adagrad_prologue(AdagradWork* w) noexcept nogil:
+cdef void _adagrad_prologue(void* work) noexcept nogil:
+    cdef AdagradWork* w = <AdagradWork*>work
     cdef double t = bump(w.step, w.single)                                      # t
     w.neg_clr = -(w.lr / (1.0 + (t - 1.0) * w.lr_decay))                       # clr
 
@@ -82,16 +84,14 @@ def adagrad(floating[::1] param, const floating[::1] grad, floating[::1] step,
     w.step = &step[0]
     if n:
         w.p, w.g, w.s = &param[0], &grad[0], &state_sum[0]
-    with nogil:
-        _adagrad_prologue(&w)
-        run_one(_adagrad_chunk, &w, n, n_threads)
+    execute_one(_adagrad_chunk, _adagrad_prologue, &w, n, n_threads)
 
 
 def adagrad_group(list params, list grads, list steps, list state_sums, *, double lr, double lr_decay,
                   double eps, double weight_decay, bint maximize, int n_threads=1):
     """``adagrad`` on every tensor of a group in one call. Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, state_sums], ("grads", "steps", "state_sums"))
+    check_lists(count, (grads, steps, state_sums), ("grads", "steps", "state_sums"))
     cdef AdagradWork* works = <AdagradWork*>malloc(count * sizeof(AdagradWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
     cdef AdagradWork* w
@@ -113,10 +113,7 @@ def adagrad_group(list params, list grads, list steps, list state_sums, *, doubl
             w.s = array_data(state_sums[k], single, n, True, "state_sums", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                _adagrad_prologue(&works[k])
-            run(_adagrad_chunk, works, sizeof(AdagradWork), offsets, nwork, n_threads)
+        execute(_adagrad_chunk, _adagrad_prologue, works, sizeof(AdagradWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
@@ -134,6 +131,11 @@ ctypedef struct RMSpropWork:
     int single
     double lr, alpha, eps, weight_decay, momentum
     bint maximize
+
+
+cdef void _rmsprop_prologue(void* work) noexcept nogil:
+    cdef RMSpropWork* w = <RMSpropWork*>work
+    bump(w.step, w.single)                                                      # t
 
 
 cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* buf, floating* ga,
@@ -204,9 +206,8 @@ def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] step,
             w.buf = &momentum_buffer[0]
         if grad_avg is not None:
             w.ga = &grad_avg[0]
-    with nogil:
-        bump(&step[0], floating is float)                                       # t
-        run_one(_rmsprop_chunk, &w, n, n_threads)
+    w.step = &step[0]
+    execute_one(_rmsprop_chunk, _rmsprop_prologue, &w, n, n_threads)
 
 
 def rmsprop_group(list params, list grads, list steps, list square_avgs, list momentum_buffers=None,
@@ -215,7 +216,7 @@ def rmsprop_group(list params, list grads, list steps, list square_avgs, list mo
     """``rmsprop`` on every tensor of a group in one call (centered when ``grad_avgs`` is given).
     Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, square_avgs, momentum_buffers, grad_avgs],
+    check_lists(count, (grads, steps, square_avgs, momentum_buffers, grad_avgs),
                 ("grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs"))
     if momentum > 0.0 and momentum_buffers is None:
         raise ValueError("momentum_buffers are required when momentum > 0")
@@ -244,10 +245,7 @@ def rmsprop_group(list params, list grads, list steps, list square_avgs, list mo
                 w.ga = array_data(grad_avgs[k], single, n, True, "grad_avgs", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                bump(works[k].step, works[k].single)                            # t
-            run(_rmsprop_chunk, works, sizeof(RMSpropWork), offsets, nwork, n_threads)
+        execute(_rmsprop_chunk, _rmsprop_prologue, works, sizeof(RMSpropWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
@@ -264,6 +262,11 @@ ctypedef struct AdadeltaWork:
     int single
     double lr, rho, eps, weight_decay
     bint maximize
+
+
+cdef void _adadelta_prologue(void* work) noexcept nogil:
+    cdef AdadeltaWork* w = <AdadeltaWork*>work
+    bump(w.step, w.single)                                                      # t
 
 
 cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t lo,
@@ -309,9 +312,8 @@ def adadelta(floating[::1] param, const floating[::1] grad, floating[::1] step,
     _adadelta_init(&w, floating is float, lr, rho, eps, weight_decay, maximize)
     if n:
         w.p, w.g, w.v, w.u = &param[0], &grad[0], &square_avg[0], &acc_delta[0]
-    with nogil:
-        bump(&step[0], floating is float)                                       # t
-        run_one(_adadelta_chunk, &w, n, n_threads)
+    w.step = &step[0]
+    execute_one(_adadelta_chunk, _adadelta_prologue, &w, n, n_threads)
 
 
 def adadelta_group(list params, list grads, list steps, list square_avgs, list acc_deltas, *,
@@ -319,7 +321,7 @@ def adadelta_group(list params, list grads, list steps, list square_avgs, list a
                    int n_threads=1):
     """``adadelta`` on every tensor of a group in one call. Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, steps, square_avgs, acc_deltas], ("grads", "steps", "square_avgs", "acc_deltas"))
+    check_lists(count, (grads, steps, square_avgs, acc_deltas), ("grads", "steps", "square_avgs", "acc_deltas"))
     cdef AdadeltaWork* works = <AdadeltaWork*>malloc(count * sizeof(AdadeltaWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
     cdef AdadeltaWork* w
@@ -342,10 +344,7 @@ def adadelta_group(list params, list grads, list steps, list square_avgs, list a
             w.u = array_data(acc_deltas[k], single, n, True, "acc_deltas", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            for k in range(nwork):
-                bump(works[k].step, works[k].single)                            # t
-            run(_adadelta_chunk, works, sizeof(AdadeltaWork), offsets, nwork, n_threads)
+        execute(_adadelta_chunk, _adadelta_prologue, works, sizeof(AdadeltaWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)

@@ -13,8 +13,8 @@ from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size, effective_grad,
-                                     float_kind, run, run_one)
+from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size,
+                                     effective_grad, execute, execute_one, float_kind)
 
 cnp.import_array()
 BUILD = build_info()
@@ -87,8 +87,7 @@ def sgd(floating[::1] param, const floating[::1] grad, floating[::1] momentum_bu
         w.p, w.g = &param[0], &grad[0]
         if momentum != 0.0:
             w.buf = &momentum_buffer[0]
-    with nogil:
-        run_one(_sgd_chunk, &w, n, n_threads)
+    execute_one(_sgd_chunk, NULL, &w, n, n_threads)
 
 
 def sgd_group(list params, list grads, list momentum_buffers=None, *, double lr, double momentum,
@@ -97,7 +96,7 @@ def sgd_group(list params, list grads, list momentum_buffers=None, *, double lr,
     """``sgd`` on every tensor of a group in one call; ``first_steps[k]`` is tensor k's
     ``first_step`` (None: False for all). Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, momentum_buffers, first_steps], ("grads", "momentum_buffers", "first_steps"))
+    check_lists(count, (grads, momentum_buffers, first_steps), ("grads", "momentum_buffers", "first_steps"))
     if momentum != 0.0 and momentum_buffers is None:
         raise ValueError("momentum_buffers are required when momentum != 0")
     cdef SGDWork* works = <SGDWork*>malloc(count * sizeof(SGDWork) + 1)
@@ -122,8 +121,7 @@ def sgd_group(list params, list grads, list momentum_buffers=None, *, double lr,
                 w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            run(_sgd_chunk, works, sizeof(SGDWork), offsets, nwork, n_threads)
+        execute(_sgd_chunk, NULL, works, sizeof(SGDWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
@@ -168,15 +166,14 @@ def momentum(floating[::1] param, const floating[::1] grad, floating[::1] moment
     w.single, w.lr, w.beta = floating is float, lr, beta
     if n:
         w.p, w.g, w.v = &param[0], &grad[0], &momentum_buffer[0]
-    with nogil:
-        run_one(_momentum_chunk, &w, n, n_threads)
+    execute_one(_momentum_chunk, NULL, &w, n, n_threads)
 
 
 def momentum_group(list params, list grads, list momentum_buffers, *, double lr, double beta,
                    int n_threads=1):
     """``momentum`` on every tensor of a group in one call. Checks everything before writing."""
     cdef Py_ssize_t count = len(params), k, nwork = 0, n
-    check_lists(count, [grads, momentum_buffers], ("grads", "momentum_buffers"))
+    check_lists(count, (grads, momentum_buffers), ("grads", "momentum_buffers"))
     cdef MomentumWork* works = <MomentumWork*>malloc(count * sizeof(MomentumWork) + 1)
     cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
     cdef MomentumWork* w
@@ -197,8 +194,7 @@ def momentum_group(list params, list grads, list momentum_buffers, *, double lr,
             w.v = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
             nwork += 1
             offsets[nwork] = offsets[nwork - 1] + n
-        with nogil:
-            run(_momentum_chunk, works, sizeof(MomentumWork), offsets, nwork, n_threads)
+        execute(_momentum_chunk, NULL, works, sizeof(MomentumWork), offsets, nwork, n_threads)
     finally:
         free(works)
         free(offsets)
