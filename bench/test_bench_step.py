@@ -1,44 +1,99 @@
-"""pytest-benchmark suite: one optimizer ``step`` of fastopt's Cython kernel, its NumPy reference and torch.optim.
+"""pytest-benchmark suite: optimizer steps of fastopt's Cython kernel, its NumPy reference, torch.optim and
+the memory floor.
 
 Run it (from a checkout):
 
     pip install '.[bench]' && pytest bench/ --benchmark-only
 
-The normal test run (``pytest``, testpaths=["tests"]) does not collect these. Every registry row (its
-first config) x float32/float64 x 1e3, 1e5, 1e6 elements (add 1e7 with FASTOPT_BENCH_LARGE=1) x
-{fastopt, numpy, torch}; torch is fused where torch has a fused CPU step, and skipped when torch is not
-installed or has no equivalent optimizer. Each group ("Adam-float32-1000000", ...) puts the three
-contenders in one table. Nothing here asserts on time; for ratios measured interleaved on a noisy
-machine, use ``python -m fastopt``. Select with -k, e.g. ``-k "Adam and float32"``.
+The normal test run (``pytest``, testpaths=["tests"]) does not collect these. Nothing here asserts on time;
+for ratios measured interleaved on a noisy machine, use ``python -m fastopt bench``. Select with -k, e.g.
+``-k "Adam and float32 and 1thread"``. fastopt and torch run on the same number of threads: 1 and all CPUs.
+
+- ``test_step``: every registry row (its first config) x float32/float64 x 1e3, 1e5, 1e6 elements (add 1e7
+  with FASTOPT_BENCH_LARGE=1) x threads x {fastopt, numpy, torch, floor}. torch is fused where torch has a
+  fused CPU step, and skipped when torch is not installed or has no equivalent optimizer; floor is
+  ``kernels.floor`` with the step's buffer count (same memory traffic, no math).
+- ``test_model``: BENCH.md's two whole models ("small": 51 tensors, 0.33 M parameters; "large": 147
+  tensors, 9.99 M), Adam float32, x threads x {fastopt (``opt.step(list_of_grads)``), torch fused,
+  floor (``kernels.floor_group`` over the same tensors)}.
+- ``test_overhead``: per-call and per-tensor overhead, Adam float32 on 1 and on 147 tensors of 16 elements,
+  1 thread, {fastopt, torch fused, floor}.
+
+Each group ("Adam-float32-1000000-1thread", "model-small-Adam-float32-2threads", ...) puts the contenders
+in one table.
 """
 import os
 
 import pytest
 
-from fastopt.__main__ import fastopt_step, import_torch, torch_step
-from fastopt._registry import CASES
+import fastopt
+from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, fastopt_step, floor_step,
+                              import_torch, torch_step, usable_cpus)
+from fastopt._registry import BY_NAME, CASES
 
 SIZES = [1_000, 100_000, 1_000_000]
 if os.environ.get("FASTOPT_BENCH_LARGE", "") not in ("", "0"):
     SIZES.append(10_000_000)
+THREADS = sorted({1, usable_cpus()})
+CONTENDERS = ["fastopt", "numpy", "torch", "floor"]
 
 
-@pytest.mark.parametrize("contender", ["fastopt", "numpy", "torch"])
+@pytest.fixture
+def threads(request):
+    """Run fastopt and torch on ``request.param`` threads, and restore both afterwards."""
+    torch = import_torch()
+    saved = fastopt.get_num_threads(), torch.get_num_threads() if torch is not None else None
+    fastopt.set_num_threads(request.param)
+    if torch is not None:
+        torch.set_num_threads(request.param)
+    yield fastopt.get_num_threads()
+    fastopt.set_num_threads(saved[0])
+    if torch is not None:
+        torch.set_num_threads(saved[1])
+
+
+def make_step(contender, case, dtype, size):
+    """One zero-argument step of ``contender`` (see CONTENDERS), or a pytest skip."""
+    if contender == "fastopt":
+        return fastopt_step(case, "cython", dtype, size)
+    if contender == "numpy":
+        return fastopt_step(case, "numpy", dtype, size)
+    if contender == "floor":
+        return floor_step(case, dtype, size)
+    torch = import_torch()
+    if torch is None:
+        pytest.skip("torch is not installed")
+    if case.torch is None:
+        pytest.skip(f"torch.optim has no equivalent of {case.name}")
+    return torch_step(torch, case, dtype, size)
+
+
+def thread_label(n):
+    return f"{n}thread" + ("s" if n > 1 else "")
+
+
+@pytest.mark.parametrize("contender", CONTENDERS)
+@pytest.mark.parametrize("threads", THREADS, ids=thread_label, indirect=True)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_step(benchmark, case, dtype, size, contender):
-    benchmark.group = f"{case.name}-{dtype}-{size}"
-    if contender == "fastopt":
-        step = fastopt_step(case, "cython", dtype, size)
-    elif contender == "numpy":
-        step = fastopt_step(case, "numpy", dtype, size)
-    else:
-        torch = import_torch()
-        if torch is None:
-            pytest.skip("torch is not installed")
-        if case.torch is None:
-            pytest.skip(f"torch.optim has no equivalent of {case.name}")
-        torch.set_num_threads(1)  # fastopt's kernels run on one thread
-        step = torch_step(torch, case, dtype, size)
-    benchmark(step)
+def test_step(benchmark, case, dtype, size, threads, contender):
+    benchmark.group = f"{case.name}-{dtype}-{size}-{thread_label(threads)}"
+    benchmark(make_step(contender, case, dtype, size))
+
+
+@pytest.mark.parametrize("contender", ["fastopt", "torch", "floor"])
+@pytest.mark.parametrize("threads", THREADS, ids=thread_label, indirect=True)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_model(benchmark, model, threads, contender):
+    benchmark.group = f"model-{model}-Adam-float32-{thread_label(threads)}"
+    benchmark(make_step(contender, BY_NAME["Adam"], "float32", MODELS[model]))
+
+
+@pytest.mark.parametrize("contender", ["fastopt", "torch", "floor"])
+@pytest.mark.parametrize("threads", [1], ids=thread_label, indirect=True)
+@pytest.mark.parametrize("tensors", [1, OVERHEAD_TENSORS])
+def test_overhead(benchmark, tensors, threads, contender):
+    """Per-tensor overhead = (time at 147 tensors - time at 1) / 146."""
+    benchmark.group = f"overhead-Adam-float32-{tensors}x{OVERHEAD_ELEMENTS}"
+    benchmark(make_step(contender, BY_NAME["Adam"], "float32", [(OVERHEAD_ELEMENTS,)] * tensors))
