@@ -5,7 +5,7 @@ Every kernel module (fastopt/_kernels/<name>.pyx) is compiled once per instructi
 ``fastopt._kernels.avx2.<name>`` (AVX2+FMA) and ``fastopt._kernels.avx512.<name>`` (AVX-512 F/DQ/BW/VL).
 ``fastopt._kernels.__init__`` picks the best one the CPU supports at import time (FASTOPT_ISA forces one).
 
-Flags keep IEEE semantics: never -ffast-math or -Ofast (NaN/inf must propagate per element as in torch).
+Flags keep IEEE semantics: no fast-math of any kind (NaN/inf must propagate per element as in torch).
   -fno-math-errno     lets sqrt compile to the vector instruction instead of a libm call that sets errno;
   -fno-trapping-math  lets loops with invariant branches if-convert and vectorize (results unchanged);
   -ffp-contract=off   no silent FMA contraction: every variant rounds exactly like the NumPy reference,
