@@ -8,6 +8,7 @@
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
+from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
@@ -153,6 +154,45 @@ cdef inline void* array_data(object arr, int single, Py_ssize_t n, bint write, s
     if write and not cnp.PyArray_ISWRITEABLE(a):
         raise ValueError(f"{name}[{k}] is read-only")
     return cnp.PyArray_DATA(a)
+
+
+ctypedef struct Items:
+    # The work items of a group call: ``count`` items of ``size`` bytes, and their element offsets.
+    # Every work struct starts with ``void* p; const void* g`` (the param's and the grad's data).
+    char* works
+    Py_ssize_t* offsets
+    Py_ssize_t size, count
+
+
+cdef inline int items_alloc(Items* items, Py_ssize_t capacity, Py_ssize_t size) except -1:
+    items.works = <char*>malloc(capacity * size + 1)
+    items.offsets = <Py_ssize_t*>malloc((capacity + 1) * sizeof(Py_ssize_t))
+    items.size, items.count = size, 0
+    if items.works == NULL or items.offsets == NULL:
+        items_free(items)
+        raise MemoryError()
+    items.offsets[0] = 0
+    return 0
+
+
+cdef inline void items_free(Items* items) noexcept:
+    free(items.works)
+    free(items.offsets)
+    items.works, items.offsets = NULL, NULL
+
+
+cdef inline void* items_add(Items* items, object param, object grad, Py_ssize_t k, int* single,
+                            Py_ssize_t* n) except NULL:
+    """Append tensor k's work item after checking its param and grad; sets its ``p`` and ``g``, and
+    ``single`` (float32?) and ``n`` (its size) for the rule's own buffers."""
+    single[0] = float_kind(param, "params", k)
+    n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
+    cdef void** item = <void**>(items.works + items.count * items.size)
+    item[0] = array_data(param, single[0], n[0], True, "params", k)
+    item[1] = <void*>array_data(grad, single[0], n[0], False, "grads", k)
+    items.count += 1
+    items.offsets[items.count] = items.offsets[items.count - 1] + n[0]
+    return item
 
 
 cdef inline double bump(void* counter, int single) noexcept nogil:

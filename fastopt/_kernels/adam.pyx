@@ -18,13 +18,12 @@ as torch does.
 """
 cimport numpy as cnp
 from libc.math cimport pow, sqrt
-from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
 from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
-                                     check_size, effective_grad, execute, execute_one, fabs_,
-                                     float_kind, fsqrt, maxnan)
+                                     check_size, effective_grad, execute, execute_one, fabs_, fsqrt,
+                                     Items, items_add, items_alloc, items_free, maxnan)
 
 cnp.import_array()
 BUILD = build_info()
@@ -125,37 +124,27 @@ def adam_group(list params, list grads, list steps, list exp_avgs, list exp_avg_
                double weight_decay, bint maximize, bint decoupled_weight_decay, int n_threads=1):
     """``adam`` on every tensor of a group in one call (lists aligned with ``params``; a None
     gradient skips its tensor, whose step is not counted). Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs),
                 ("grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"))
-    cdef AdamWork* works = <AdamWork*>malloc(count * sizeof(AdamWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef AdamWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(AdamWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <AdamWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
             w.v = array_data(exp_avg_sqs[k], single, n, True, "exp_avg_sqs", k)
             if max_exp_avg_sqs is not None:
                 w.vmax = array_data(max_exp_avg_sqs[k], single, n, True, "max_exp_avg_sqs", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_adam_chunk, _adam_prologue, works, sizeof(AdamWork), offsets, nwork, n_threads)
+        execute(_adam_chunk, _adam_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
 
 
 # -- adamax -------------------------------------------------------------------------------------------
@@ -231,34 +220,24 @@ def adamax_group(list params, list grads, list steps, list exp_avgs, list exp_in
                  double beta1, double beta2, double eps, double weight_decay, bint maximize,
                  int n_threads=1):
     """``adamax`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, exp_avgs, exp_infs), ("grads", "steps", "exp_avgs", "exp_infs"))
-    cdef AdamaxWork* works = <AdamaxWork*>malloc(count * sizeof(AdamaxWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef AdamaxWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(AdamaxWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <AdamaxWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
             w.u = array_data(exp_infs[k], single, n, True, "exp_infs", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_adamax_chunk, _adamax_prologue, works, sizeof(AdamaxWork), offsets, nwork, n_threads)
+        execute(_adamax_chunk, _adamax_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
 
 
 # -- nadam --------------------------------------------------------------------------------------------
@@ -359,34 +338,24 @@ def nadam_group(list params, list grads, list steps, list mu_products, list exp_
                 double weight_decay, double momentum_decay, bint maximize,
                 bint decoupled_weight_decay, int n_threads=1):
     """``nadam`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, mu_products, exp_avgs, exp_avg_sqs),
                 ("grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs"))
-    cdef NAdamWork* works = <NAdamWork*>malloc(count * sizeof(NAdamWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef NAdamWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(NAdamWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <NAdamWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _nadam_init(w, single, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
                         decoupled_weight_decay)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.mu_product = array_data(mu_products[k], single, 1, True, "mu_products", k)
             w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
             w.v = array_data(exp_avg_sqs[k], single, n, True, "exp_avg_sqs", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_nadam_chunk, _nadam_prologue, works, sizeof(NAdamWork), offsets, nwork, n_threads)
+        execute(_nadam_chunk, _nadam_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)

@@ -6,12 +6,11 @@ m, v; write p, m, v). Compiled, dispatched and threaded exactly like the real ke
 ``time(step) / time(floor)`` is a step's distance to the memory limit. Not an optimizer.
 """
 cimport numpy as cnp
-from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
 from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size, execute,
-                                     execute_one, float_kind)
+                                     execute_one, Items, items_add, items_alloc, items_free)
 
 cnp.import_array()
 BUILD = build_info()
@@ -86,36 +85,26 @@ def floor(floating[::1] param, const floating[::1] grad, floating[::1] s1=None,
 
 def floor_group(list params, list grads, list s1=None, list s2=None, list s3=None, *, int n_threads=1):
     """``floor`` on every tensor of a list in one call, like the ``*_group`` kernels."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, s1, s2, s3), ("grads", "s1", "s2", "s3"))
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    cdef FloorWork* works = <FloorWork*>malloc(count * sizeof(FloorWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef FloorWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(FloorWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <FloorWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             w.single, w.s1, w.s2, w.s3 = single, NULL, NULL, NULL
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             if s1 is not None:
                 w.s1 = array_data(s1[k], single, n, True, "s1", k)
             if s2 is not None:
                 w.s2 = array_data(s2[k], single, n, True, "s2", k)
             if s3 is not None:
                 w.s3 = array_data(s3[k], single, n, True, "s3", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_floor_chunk, NULL, works, sizeof(FloorWork), offsets, nwork, n_threads)
+        execute(_floor_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)

@@ -12,13 +12,12 @@ Reference twin: ``fastopt/reference/rmsprop.py``; every line that computes a sym
                p = p - lr*dx
 """
 cimport numpy as cnp
-from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
 from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
-                                     check_size, effective_grad, execute, execute_one, float_kind,
-                                     fsqrt)
+                                     check_size, effective_grad, execute, execute_one, fsqrt, Items,
+                                     items_add, items_alloc, items_free)
 
 cnp.import_array()
 BUILD = build_info()
@@ -90,33 +89,23 @@ def adagrad(floating[::1] param, const floating[::1] grad, floating[::1] step,
 def adagrad_group(list params, list grads, list steps, list state_sums, *, double lr, double lr_decay,
                   double eps, double weight_decay, bint maximize, int n_threads=1):
     """``adagrad`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, state_sums), ("grads", "steps", "state_sums"))
-    cdef AdagradWork* works = <AdagradWork*>malloc(count * sizeof(AdagradWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef AdagradWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(AdagradWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <AdagradWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.s = array_data(state_sums[k], single, n, True, "state_sums", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_adagrad_chunk, _adagrad_prologue, works, sizeof(AdagradWork), offsets, nwork, n_threads)
+        execute(_adagrad_chunk, _adagrad_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
 
 
 # -- rmsprop ------------------------------------------------------------------------------------------
@@ -215,40 +204,30 @@ def rmsprop_group(list params, list grads, list steps, list square_avgs, list mo
                   double momentum, bint maximize, int n_threads=1):
     """``rmsprop`` on every tensor of a group in one call (centered when ``grad_avgs`` is given).
     Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, square_avgs, momentum_buffers, grad_avgs),
                 ("grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs"))
     if momentum > 0.0 and momentum_buffers is None:
         raise ValueError("momentum_buffers are required when momentum > 0")
-    cdef RMSpropWork* works = <RMSpropWork*>malloc(count * sizeof(RMSpropWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef RMSpropWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(RMSpropWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <RMSpropWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
             if momentum > 0.0:
                 w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
             if grad_avgs is not None:
                 w.ga = array_data(grad_avgs[k], single, n, True, "grad_avgs", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_rmsprop_chunk, _rmsprop_prologue, works, sizeof(RMSpropWork), offsets, nwork, n_threads)
+        execute(_rmsprop_chunk, _rmsprop_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
 
 
 # -- adadelta -----------------------------------------------------------------------------------------
@@ -320,31 +299,21 @@ def adadelta_group(list params, list grads, list steps, list square_avgs, list a
                    double lr, double rho, double eps, double weight_decay, bint maximize,
                    int n_threads=1):
     """``adadelta`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, steps, square_avgs, acc_deltas), ("grads", "steps", "square_avgs", "acc_deltas"))
-    cdef AdadeltaWork* works = <AdadeltaWork*>malloc(count * sizeof(AdadeltaWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef AdadeltaWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(AdadeltaWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <AdadeltaWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.step = array_data(steps[k], single, 1, True, "steps", k)
             w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
             w.u = array_data(acc_deltas[k], single, n, True, "acc_deltas", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_adadelta_chunk, _adadelta_prologue, works, sizeof(AdadeltaWork), offsets, nwork, n_threads)
+        execute(_adadelta_chunk, _adadelta_prologue, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)

@@ -9,12 +9,12 @@ Reference twin: ``fastopt/reference/sgd.py``; every line that computes a symbol 
     momentum:  v = beta*v + (1-beta)*g;  p = p - lr*v
 """
 cimport numpy as cnp
-from libc.stdlib cimport free, malloc
 
 from cython cimport floating
 
 from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size,
-                                     effective_grad, execute, execute_one, float_kind)
+                                     effective_grad, execute, execute_one, Items, items_add,
+                                     items_alloc, items_free)
 
 cnp.import_array()
 BUILD = build_info()
@@ -95,36 +95,26 @@ def sgd_group(list params, list grads, list momentum_buffers=None, *, double lr,
               list first_steps=None, int n_threads=1):
     """``sgd`` on every tensor of a group in one call; ``first_steps[k]`` is tensor k's
     ``first_step`` (None: False for all). Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, momentum_buffers, first_steps), ("grads", "momentum_buffers", "first_steps"))
     if momentum != 0.0 and momentum_buffers is None:
         raise ValueError("momentum_buffers are required when momentum != 0")
-    cdef SGDWork* works = <SGDWork*>malloc(count * sizeof(SGDWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef SGDWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(SGDWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <SGDWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             _sgd_init(w, single, lr, momentum, dampening, weight_decay, nesterov, maximize,
                       first_steps is not None and bool(first_steps[k]))
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             if momentum != 0.0:
                 w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_sgd_chunk, NULL, works, sizeof(SGDWork), offsets, nwork, n_threads)
+        execute(_sgd_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
 
 
 # -- momentum -----------------------------------------------------------------------------------------
@@ -172,29 +162,19 @@ def momentum(floating[::1] param, const floating[::1] grad, floating[::1] moment
 def momentum_group(list params, list grads, list momentum_buffers, *, double lr, double beta,
                    int n_threads=1):
     """``momentum`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, nwork = 0, n
+    cdef Py_ssize_t count = len(params), k, n
     check_lists(count, (grads, momentum_buffers), ("grads", "momentum_buffers"))
-    cdef MomentumWork* works = <MomentumWork*>malloc(count * sizeof(MomentumWork) + 1)
-    cdef Py_ssize_t* offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+    cdef Items items
     cdef MomentumWork* w
     cdef int single
+    items_alloc(&items, count, sizeof(MomentumWork))
     try:
-        if works == NULL or offsets == NULL:
-            raise MemoryError()
-        offsets[0] = 0
         for k in range(count):
             if grads[k] is None:
                 continue
-            w = &works[nwork]
-            single = float_kind(params[k], "params", k)
-            n = cnp.PyArray_SIZE(<cnp.ndarray>params[k])
+            w = <MomentumWork*>items_add(&items, params[k], grads[k], k, &single, &n)
             w.single, w.lr, w.beta = single, lr, beta
-            w.p = array_data(params[k], single, n, True, "params", k)
-            w.g = array_data(grads[k], single, n, False, "grads", k)
             w.v = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
-            nwork += 1
-            offsets[nwork] = offsets[nwork - 1] + n
-        execute(_momentum_chunk, NULL, works, sizeof(MomentumWork), offsets, nwork, n_threads)
+        execute(_momentum_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
     finally:
-        free(works)
-        free(offsets)
+        items_free(&items)
