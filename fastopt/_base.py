@@ -15,6 +15,53 @@ from ._config import get_num_threads
 BACKENDS = {"cython": kernels, "numpy": reference}
 
 
+class _State(dict):
+    """``opt.state`` and each parameter's state dict: a dict that counts its replacements, so the
+    step's cached plan (which holds the state arrays) is rebuilt when an entry is replaced or removed,
+    e.g. ``opt.state[0]["exp_avg"] = np.zeros_like(p)``. Updating an array in place changes nothing
+    here. Values put into ``opt.state`` become ``_State`` dicts themselves."""
+
+    def __init__(self, version, items=()):
+        super().__init__()
+        self._version = version  # a one-element list shared with the optimizer
+        self.update(items)
+
+    def _wrap(self, value):
+        return _State(self._version, value) if type(value) is dict else value
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, self._wrap(value))
+        self._version[0] += 1
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._version[0] += 1
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key, *default):
+        self._version[0] += 1
+        return super().pop(key, *default)
+
+    def popitem(self):
+        self._version[0] += 1
+        return super().popitem()
+
+    def clear(self):
+        self._version[0] += 1
+        super().clear()
+
+    def __reduce__(self):
+        return _State, (self._version, dict(self))
+
+
 class Optimizer:
     """Base class of fastopt's optimizers, with torch.optim.Optimizer's structure.
 
@@ -35,10 +82,10 @@ class Optimizer:
         self._check_hyperparameters(defaults)
         self.defaults = defaults
         self._hyperparameters = operator.itemgetter(*defaults)  # a group's values, in one C call
+        self._version = [0]  # bumped whenever state entries are created, replaced or removed
         self.state = {}
         self.param_groups = []
         self._prepared = {}  # id(group) -> its cache entry: see _prepare and _group_state
-        self._state_version = 0
         if isinstance(params, np.ndarray) or isinstance(params, dict):
             raise TypeError("params argument given to the optimizer should be an iterable of arrays "
                             f"or dicts, but got {type(params).__name__}")
@@ -49,6 +96,15 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    @property
+    def state(self):
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        self._state = _State(self._version, value)
+        self._version[0] += 1
 
     # -- parameter groups ---------------------------------------------------------------------------
 
@@ -105,7 +161,7 @@ class Optimizer:
             group_grads = grads if count == len(grads) else grads[start:start + count]
             plan = entry[5]
             if (plan is not None and plan[0] is params and plan[1] == count and plan[2] == start
-                    and plan[3] == self._state_version):
+                    and plan[3] == self._version[0]):
                 buffers, created = plan[4], None  # the hot path: every param has its state
             else:
                 buffers, created = self._group_state(group, entry, start, group_grads)
@@ -147,8 +203,8 @@ class Optimizer:
         buffers = [[self.state.get(start + k, {}).get(name) for k in range(len(params))] if name in spec
                    else None for name in self._buffers]
         if any(created):
-            self._state_version += 1
-        entry[5] = (params, len(params), start, self._state_version, buffers) if complete else None
+            self._version[0] += 1
+        entry[5] = (params, len(params), start, self._version[0], buffers) if complete else None
         return buffers, (created if any(created) else None)
 
     def _run(self, kernel, params, grads, buffers, created, kwargs):
@@ -238,7 +294,7 @@ class Optimizer:
             new_state[index] = self._load_state(saved, params[index], index, owner[index])
         self.param_groups[:] = [{**g} for g in new_groups]
         self.state = new_state
-        self._state_version += 1
+        self._version[0] += 1
 
     def _load_state(self, saved, param, index, group):
         if not isinstance(saved, dict):

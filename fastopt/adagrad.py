@@ -40,7 +40,6 @@ class Adagrad(Optimizer):
         start = sum(len(g["params"]) for g in self.param_groups[:-1])
         for offset, param in enumerate(group["params"]):
             self.state[start + offset] = self._new_state(param, group)
-        self._state_version += 1
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])

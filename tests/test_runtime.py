@@ -221,3 +221,42 @@ def test_flat_params_from_shapes_and_bad_input():
         fastopt.FlatParams([])
     with pytest.raises(TypeError, match="not both"):
         fastopt.FlatParams([np.zeros(2), (3,)])
+
+
+def test_replacing_state_arrays_takes_effect_at_the_next_step():
+    """torch users reset moments by assigning new tensors; the step's cached plan must see that (and a
+    whole new ``opt.state``, and a deleted entry), exactly as the reference backend does."""
+    results = []
+    for backend in ("cython", "numpy"):
+        params = make_params([(6,), (2, 3)], np.float32)
+        opt = fastopt.Adam(params, lr=0.1, backend=backend)
+        grads = make_grads([(6,), (2, 3)], np.float32, steps=5)
+        opt.step(grads[0])
+        opt.step(grads[1])
+        opt.state[0]["exp_avg"] = np.zeros(6, np.float32)     # replace one array
+        opt.step(grads[2])
+        assert opt.state[0]["exp_avg"].any()                  # the new array was stepped
+        del opt.state[1]                                      # forget one parameter's state
+        opt.step(grads[3])
+        assert float(opt.state[1]["step"]) == 1.0
+        opt.state = {}                                        # forget everything
+        opt.step(grads[4])
+        assert float(opt.state[0]["step"]) == 1.0
+        results.append(params)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    # and the first replacement really restarted the moment: compare with an in-place reset
+    params = make_params([(6,), (2, 3)], np.float32)
+    opt = fastopt.Adam(params, lr=0.1)
+    grads = make_grads([(6,), (2, 3)], np.float32, steps=3)
+    opt.step(grads[0])
+    opt.step(grads[1])
+    opt.state[0]["exp_avg"][...] = 0
+    opt.step(grads[2])
+    replaced = make_params([(6,), (2, 3)], np.float32)
+    opt2 = fastopt.Adam(replaced, lr=0.1)
+    opt2.step(grads[0])
+    opt2.step(grads[1])
+    opt2.state[0]["exp_avg"] = np.zeros(6, np.float32)
+    opt2.step(grads[2])
+    np.testing.assert_array_equal(params[0], replaced[0])
