@@ -10,15 +10,21 @@ Flags keep IEEE semantics: no fast-math of any kind (NaN/inf must propagate per 
   -fno-trapping-math  lets loops with invariant branches if-convert and vectorize (results unchanged);
   -ffp-contract=off   no silent FMA contraction: every variant rounds exactly like the NumPy reference,
                       so results are bit-identical across CPUs, variants and thread counts.
-OpenMP (prange) is used when the compiler supports it; without it the kernels run serially.
-Set FASTOPT_DEBUG=1 to turn bounds checks back on; FASTOPT_MARCH=native (opt-in, never for wheels) to
-tune the baseline variant for the build machine.
+Threads: fastopt's own pool (fastopt/_kernels/_pool.h, pthreads or Win32 threads), compiled into the
+runtime module once; no OpenMP.
+
+Build switches (environment variables):
+  FASTOPT_DEBUG=1          the debug build: Cython bounds and initialisation checks on, -O1 -g, and
+                           -fsanitize=address,undefined (load it with LD_PRELOAD=$(gcc
+                           -print-file-name=libasan.so); see .ci/sanitize);
+  FASTOPT_VARIANTS=...     the ISA variants to build (default: all of baseline,avx2,avx512 the machine's
+                           architecture has), e.g. FASTOPT_VARIANTS=baseline for a quick build;
+  FASTOPT_MARCH=native     (opt-in, never for wheels) tune the baseline variant for the build machine.
 """
 import os
 import platform
 import shlex
 import sys
-import tempfile
 
 import numpy
 from Cython.Build import cythonize
@@ -26,6 +32,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTOPT_DEBUG", "") not in ("", "0")
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
 KERNELS = ["sgd", "adam", "rmsprop", "floor"]
 
 DIRECTIVES = {
@@ -45,7 +52,6 @@ X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 if MSVC:
     CFLAGS = ["/O2", "/fp:precise"]
     ISA_FLAGS = {"baseline": [], "avx2": ["/arch:AVX2"], "avx512": ["/arch:AVX512"]}
-    OPENMP = ["/openmp"], []
 else:
     CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
     if platform.system() != "Darwin":
@@ -57,45 +63,29 @@ else:
         "avx512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
                    "-mprefer-vector-width=512"],
     }
-    OPENMP = ["-fopenmp"], ["-fopenmp"]
     if os.environ.get("FASTOPT_MARCH"):
         ISA_FLAGS["baseline"] = ["-march=" + os.environ["FASTOPT_MARCH"]]
     if DEBUG:
-        CFLAGS += ["-O0", "-g"]
+        CFLAGS += ["-O1", "-g"] + SANITIZE
+LDFLAGS = SANITIZE if DEBUG and not MSVC else []
 if not X86:
     ISA_FLAGS = {"baseline": ISA_FLAGS["baseline"]}
+if os.environ.get("FASTOPT_VARIANTS"):
+    wanted = [v.strip() for v in os.environ["FASTOPT_VARIANTS"].split(",") if v.strip()]
+    unknown = sorted(set(wanted) - set(ISA_FLAGS))
+    if unknown or "baseline" not in wanted:
+        sys.exit(f"FASTOPT_VARIANTS={os.environ['FASTOPT_VARIANTS']!r}: choose from {', '.join(ISA_FLAGS)} "
+                 "(baseline is always needed)")
+    ISA_FLAGS = {isa: flags for isa, flags in ISA_FLAGS.items() if isa in wanted}
 
 
 class BuildExt(build_ext):
-    """Compiles with OpenMP when the compiler can build and link an OpenMP program, serially otherwise;
-    compiles the modules in parallel (one job per CPU) unless told otherwise (-j)."""
+    """Compiles the modules in parallel (one job per CPU) unless told otherwise (-j)."""
 
     def finalize_options(self):
         super().finalize_options()
         if not self.parallel:
             self.parallel = os.cpu_count() or 1
-
-    def build_extensions(self):
-        if not self._openmp_works():
-            print("fastopt: the compiler has no OpenMP; kernels will run on one thread")
-            for ext in self.extensions:
-                ext.extra_compile_args = [f for f in ext.extra_compile_args if f not in OPENMP[0]]
-                ext.extra_link_args = [f for f in ext.extra_link_args if f not in OPENMP[1]]
-        super().build_extensions()
-
-    def _openmp_works(self):
-        if os.environ.get("FASTOPT_NO_OPENMP", "") not in ("", "0"):
-            return False
-        with tempfile.TemporaryDirectory() as tmp:
-            src = os.path.join(tmp, "omp.c")
-            with open(src, "w") as f:
-                f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
-            try:
-                objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=OPENMP[0])
-                self.compiler.link_executable(objs, os.path.join(tmp, "omp"), extra_postargs=OPENMP[1])
-            except Exception:
-                return False
-        return True
 
 
 def c_string(value):
@@ -122,13 +112,14 @@ for isa, isa_flags in ISA_FLAGS.items():
             include_dirs=[numpy.get_include()],
             define_macros=[("FASTOPT_ISA", c_string(isa)), ("FASTOPT_CFLAGS", c_string(shlex.join(flags))),
                            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            extra_compile_args=flags + OPENMP[0],
-            extra_link_args=OPENMP[1],
+            extra_compile_args=flags,
+            extra_link_args=LDFLAGS,
         ))
 extensions.append(Extension(
     "fastopt._kernels._runtime",
     cython_sources("fastopt._kernels._runtime", "fastopt/_kernels/_runtime.pyx", "build/cython/baseline"),
-    include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=CFLAGS))
+    include_dirs=[numpy.get_include(), "fastopt/_kernels"],  # _pool.h
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=CFLAGS, extra_link_args=LDFLAGS + ([] if MSVC else ["-pthread"])))
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -323,7 +323,7 @@ def print_bench_header(torch):
     torch_info = f"torch {torch.__version__}" if torch is not None else "torch not installed"
     print(f"fastopt {__version__} bench on {cpu_model()}, {os.cpu_count()} cores ({usable_cpus()} usable){load}")
     print(f"kernels: {config['isa']} ({config['isa_selected_by']}), {config['compiler']}, "
-          f"OpenMP {'on' if config['openmp'] else 'off'}; Python {platform.python_version()}, "
+          f"threads: {config['threads']}; Python {platform.python_version()}, "
           f"numpy {np.__version__}, {torch_info}")
     (rounds, target), (large_rounds, _), (quick_rounds, _) = timing(1, False), timing(LARGE, False), timing(1, True)
     print("Times: medians per step over interleaved rounds (fastopt, numpy ref, torch, floor, fastopt, ...): "

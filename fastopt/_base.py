@@ -2,18 +2,25 @@
 
 Subclasses are thin: they name their kernel, list their state, check their hyperparameters and map a
 group's hyperparameters onto the kernel's keywords. They do no array arithmetic.
+
+A step is checked whole before anything is written: the hyperparameters of every group, every param and
+gradient (types, shapes, layout, memory overlap), the state; then the missing state is created and each
+group's kernel builds its work items (``*_batch``, which checks its arrays again); only then does one
+``run`` update every group. What a step needs that does not change from step to step is kept in a
+``_Plan``, rebuilt when the params, the state entries or the hyperparameters change.
 """
 import copy
-import operator
+import threading
+from collections.abc import Hashable
 
 import numpy as np
 
 from . import _validation as check
 from . import kernels, reference
 from ._config import get_num_threads
+from ._kernels import _runtime
 
 BACKENDS = {"cython": kernels, "numpy": reference}
-
 
 class _State(dict):
     """``opt.state`` and each parameter's state dict: a dict that counts its replacements, so the
@@ -62,6 +69,19 @@ class _State(dict):
         return _State, (self._version, dict(self))
 
 
+
+class _Plan:
+    """What a step needs from the params, state and hyperparameters, checked once: ``groups`` and
+    ``lists`` (the param_groups and their params lists it was built from: ``same_params`` compares
+    them), ``params`` (flat), ``starts`` (each group's first position), per group its ``frozen``
+    hyperparameters (``_runtime.snapshot``), state ``spec`` and kernel ``kwargs``, ``buffers`` (per
+    group, the state arrays in the kernel's order) once every param has its state (``complete``), and
+    ``written`` (the memory a step writes, for the gradients' overlap check)."""
+
+    __slots__ = ("version", "lists", "params", "starts", "frozen", "specs", "kwargs", "buffers", "complete",
+                 "written")
+
+
 class Optimizer:
     """Base class of fastopt's optimizers, with torch.optim.Optimizer's structure.
 
@@ -72,21 +92,27 @@ class Optimizer:
 
     ``state`` maps each parameter's index (its position across the groups, as in ``state_dict()``) to
     its state dict, with torch's key names; counters such as ``step`` are 0-d arrays of the parameter's
-    dtype. Parameters never stepped have no entry.
+    dtype. Parameters never stepped have no entry. State belongs to its parameter, as in torch: a
+    parameter added to, removed from or moved within ``param_groups`` takes its state along, and one that
+    is new to the optimizer starts with none.
+
+    One optimizer may be used from several threads: its methods are serialized by a lock.
     """
 
     def __init__(self, params, defaults, *, backend="cython"):
-        if backend not in BACKENDS:
+        if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         self.backend = backend
+        self._lock = threading.RLock()
         self._check_hyperparameters(defaults)
         self.defaults = defaults
-        self._hyperparameters = operator.itemgetter(*defaults)  # a group's values, in one C call
+        self._keys = tuple(defaults)
         self._version = [0]  # bumped whenever state entries are created, replaced or removed
+        self._layout = ()    # the params that the positions of ``state`` refer to
+        self._plan = None
         self.state = {}
         self.param_groups = []
-        self._prepared = {}  # id(group) -> its cache entry: see _prepare and _group_state
-        if isinstance(params, np.ndarray) or isinstance(params, dict):
+        if isinstance(params, (np.ndarray, dict)) or not hasattr(params, "__iter__"):
             raise TypeError("params argument given to the optimizer should be an iterable of arrays "
                             f"or dicts, but got {type(params).__name__}")
         groups = list(params)
@@ -99,48 +125,58 @@ class Optimizer:
 
     @property
     def state(self):
+        self._sync_layout()
         return self._state
 
     @state.setter
     def state(self, value):
+        if not isinstance(value, dict):
+            raise TypeError(f"state must be a dict, got {type(value).__name__}")
         self._state = _State(self._version, value)
         self._version[0] += 1
 
     # -- parameter groups ---------------------------------------------------------------------------
 
     def _params(self):
-        return [p for group in self.param_groups for p in group["params"]]
+        return tuple(p for group in self.param_groups for p in group["params"])
 
     def add_param_group(self, param_group):
         """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters; missing
-        hyperparameters come from the constructor's defaults)."""
-        if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
-        params = param_group.get("params")
-        if isinstance(params, np.ndarray):
-            params = [params]
-        elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
-                            "the ordering of tensors in sets will change between runs. Please use a list instead.")
-        elif params is None:
-            raise ValueError("param_group must have a 'params' entry")
-        else:
-            params = list(params)
-        existing = self._params()
-        for offset, p in enumerate(params):
-            check.param(p, len(existing) + offset)
-        ids = {id(p) for p in existing}
-        if any(id(p) in ids for p in params):
-            raise ValueError("some parameters appear in more than one parameter group")
-        if len({id(p) for p in params}) != len(params):
-            raise ValueError("a parameter appears twice in one parameter group")
-        group = {"params": params}
-        for name, default in self.defaults.items():
-            group[name] = param_group.get(name, default)
-        for name, value in param_group.items():
-            group.setdefault(name, value)
-        self._check_hyperparameters(group)
-        self.param_groups.append(group)
+        hyperparameters come from the constructor's defaults). Nothing changes if it is rejected."""
+        with self._lock:
+            if not isinstance(param_group, dict):
+                raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+            params = param_group.get("params")
+            if isinstance(params, np.ndarray):
+                params = [params]
+            elif isinstance(params, set):
+                raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                                "the ordering of tensors in sets will change between runs. Please use a list instead.")
+            elif params is None:
+                raise ValueError("param_group must have a 'params' entry")
+            elif not hasattr(params, "__iter__") or isinstance(params, (str, bytes, dict)):
+                raise TypeError("param_group['params'] must be an array or a list of arrays, got "
+                                f"{type(params).__name__}")
+            else:
+                params = list(params)
+            self._sync_layout()
+            existing = self._layout
+            for offset, p in enumerate(params):
+                check.param(p, len(existing) + offset)
+            ids = {id(p) for p in existing}
+            if any(id(p) in ids for p in params):
+                raise ValueError("some parameters appear in more than one parameter group")
+            if len({id(p) for p in params}) != len(params):
+                raise ValueError("a parameter appears twice in one parameter group")
+            _runtime.Intervals(existing + tuple(params), [f"params[{i}]" for i in range(len(existing) + len(params))])
+            group = {"params": params}
+            for name, default in self.defaults.items():
+                group[name] = param_group.get(name, default)
+            for name, value in param_group.items():
+                group.setdefault(name, value)
+            self._check_hyperparameters(group)
+            self.param_groups.append(group)
+            self._layout = existing + tuple(params)
 
     # -- the step -----------------------------------------------------------------------------------
 
@@ -148,72 +184,174 @@ class Optimizer:
         """Update every parameter whose gradient is not None, in place.
 
         ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
-        any array is touched: a rejected step changes nothing. Each group is one kernel call.
+        any array is touched: a rejected step changes nothing. All groups run as one kernel job.
         """
+        with self._lock:
+            plan = self._current_plan()
+            grads = _runtime.check_grads(grads, plan.params, plan.written)
+            created = None if plan.complete else self._create_state(plan, grads)
+            backend = BACKENDS[self.backend]
+            batch = getattr(backend, self._kernel + "_batch")
+            try:
+                batches = [self._batch(batch, plan, i, grads, created) for i in range(len(plan.lists))]
+            except BaseException:
+                self._forget(created)
+                raise
+            backend.run(batches, get_num_threads())
+
+    def _batch(self, batch, plan, i, grads, created):
+        """Group i's checked work items: ``batch(params, grads, *buffers, **kwargs)``."""
+        start, params = plan.starts[i], plan.lists[i]
+        group_grads = grads if len(params) == len(grads) else grads[start:start + len(params)]
+        return batch(params, group_grads, *plan.buffers[i], **plan.kwargs[i], check_overlap=False)
+
+    def _current_plan(self):
+        """The plan for the current params, state and hyperparameters (rebuilt when they changed)."""
+        plan, groups = self._plan, self.param_groups
+        if (plan is None or plan.version != self._version[0]
+                or not _runtime.same_params(groups, plan.lists, plan.params)):
+            return self._build_plan()
+        for i, group in enumerate(groups):  # hyperparameters, by value
+            frozen = _runtime.snapshot(group, self._keys)
+            if frozen != plan.frozen[i]:
+                self._check_hyperparameters(group)
+                spec = self._state_spec(group)
+                plan.kwargs[i] = self._kernel_kwargs(dict(zip(self._keys, frozen)))
+                plan.frozen[i] = frozen
+                if list(spec) != list(plan.specs[i]):
+                    plan.specs[i], plan.complete = spec, False
+                    plan.buffers = self._group_buffers(plan)
+                else:
+                    plan.specs[i] = spec
+        return plan
+
+    def _build_plan(self):
+        """Check the param_groups, the params, their hyperparameters and their state, then build the
+        plan. Raises (changing nothing) for a bad group, param, hyperparameter or state entry, or for
+        two of the arrays a step writes sharing memory."""
         groups = self.param_groups
-        entries = list(map(self._prepare, groups))
-        grads = check.grads(grads, groups)
-        n_threads = get_num_threads()
-        start = 0
-        for group, entry in zip(groups, entries):
-            params = group["params"]
-            count = len(params)
-            group_grads = grads if count == len(grads) else grads[start:start + count]
-            plan = entry[5]
-            if (plan is not None and plan[0] is params and plan[1] == count and plan[2] == start
-                    and plan[3] == self._version[0]):
-                buffers, created = plan[4], None  # the hot path: every param has its state
-            else:
-                buffers, created = self._group_state(group, entry, start, group_grads)
-            kwargs = entry[3]
-            kwargs["n_threads"] = n_threads
-            self._run(entry[4], params, group_grads, buffers, created, kwargs)
-            start += count
-
-    def _prepare(self, group):
-        """The group's cache entry ``[hyperparameters, spec, spec keys, kernel keywords, kernel, plan]``,
-        checking its hyperparameters first: only when they changed since the last step (a step must not
-        pay for a dozen checks)."""
-        snapshot = self._hyperparameters(group)
-        entry = self._prepared.get(id(group))
-        if entry is None or entry[0] != snapshot:
+        if not isinstance(groups, list):
+            raise TypeError(f"param_groups must be a list of dicts, got {type(groups).__name__}")
+        for i, group in enumerate(groups):
+            if not isinstance(group, dict):
+                raise TypeError(f"param_groups[{i}] must be a dict, got {type(group).__name__}")
+            if not isinstance(group.get("params"), list):
+                raise TypeError(f"param_groups[{i}]['params'] must be a list of arrays, got "
+                                f"{type(group.get('params')).__name__}")
+        params = self._params()
+        for i, p in enumerate(params):
+            check.param(p, i)
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear more than once in param_groups")
+        frozen = [_runtime.snapshot(group, self._keys) for group in groups]
+        for group in groups:
             self._check_hyperparameters(group)
-            spec = self._state_spec(group)
-            kernel = getattr(BACKENDS[self.backend], self._kernel + "_group")
-            plan = entry[5] if entry is not None and entry[2] == tuple(spec) else None
-            entry = self._prepared[id(group)] = [snapshot, spec, tuple(spec), self._kernel_kwargs(group),
-                                                 kernel, plan]
-        return entry
+        state = self._remapped(params)
+        specs = [self._state_spec(group) for group in groups]
+        starts, arrays, names = [], list(params), [f"params[{i}]" for i in range(len(params))]
+        position = 0
+        for group, spec in zip(groups, specs):
+            starts.append(position)
+            for p in group["params"]:
+                for key, value in state.get(position, {}).items():
+                    if key in spec:
+                        check.state_entry(value, p, position, key, spec[key][1])
+                        arrays.append(value)
+                        names.append(f"state[{position}][{key!r}]")
+                position += 1
+        written = _runtime.Intervals(arrays, names)
+        if state is not self._state:
+            self.state = state
+        self._layout = params
+        plan = _Plan()
+        plan.lists = tuple(group["params"] for group in groups)
+        plan.params, plan.starts, plan.frozen, plan.specs = params, starts, frozen, specs
+        plan.kwargs = [self._kernel_kwargs(dict(zip(self._keys, values))) for values in frozen]
+        plan.written = written
+        plan.buffers = self._group_buffers(plan)
+        plan.version = self._version[0]
+        self._plan = plan
+        return plan
 
-    def _group_state(self, group, entry, start, grads):
-        """The group's state buffers in the kernel's order (``_buffers``), each a list aligned with the
-        params (None: not used), creating what is missing for the params that have a gradient. Once every
-        param has its state the lists are cached in the group's entry (the plan ``step`` checks), so a
-        step does no per-tensor Python work. ``created``: per param, the state keys this step allocated
-        (None when none were)."""
-        params, spec = group["params"], entry[1]
-        created, complete = [], True
-        for k, (param, grad) in enumerate(zip(params, grads)):
-            state = self.state.get(start + k, {})
-            added = self._complete_state(state, spec, param) if grad is not None else []
-            if state and start + k not in self.state:  # SGD without momentum keeps no state, as in torch
-                self.state[start + k] = state
-            created.append(added)
-            complete = complete and all(name in state for name in spec)
-        buffers = [[self.state.get(start + k, {}).get(name) for k in range(len(params))] if name in spec
-                   else None for name in self._buffers]
-        if any(created):
-            self._version[0] += 1
-        entry[5] = (params, len(params), start, self._version[0], buffers) if complete else None
-        return buffers, (created if any(created) else None)
+    def _group_buffers(self, plan):
+        """Per group, the state arrays in the kernel's order (``_buffers``): a list aligned with the
+        group's params (None: no state yet), or None for a key the group's spec does not use. Sets
+        ``plan.complete``."""
+        state, out, complete = self._state, [], True
+        for start, params, spec in zip(plan.starts, plan.lists, plan.specs):
+            entries = [state.get(start + k, {}) for k in range(len(params))]
+            complete = complete and all(key in entry for entry in entries for key in spec)
+            out.append([[entry.get(name) for entry in entries] if name in spec else None
+                        for name in self._buffers])
+        plan.complete = complete
+        return out
 
-    def _run(self, kernel, params, grads, buffers, created, kwargs):
-        """One kernel call for a group: ``kernel(params, grads, *buffers, **kwargs)``."""
-        kernel(params, grads, *buffers, **kwargs)
+    def _create_state(self, plan, grads):
+        """Create the missing state of every param that has a gradient (fresh arrays: nothing to check)
+        and put it into the plan's buffers; returns {position: keys created}."""
+        created = {}
+        for i, (start, params, spec) in enumerate(zip(plan.starts, plan.lists, plan.specs)):
+            for k, param in enumerate(params):
+                if grads[start + k] is None:
+                    continue
+                state = self._state.get(start + k)
+                missing = [key for key in spec if state is None or key not in state]
+                if not missing:
+                    continue
+                if state is None:
+                    state = self._state[start + k] = {}
+                    state = self._state[start + k]
+                for key in missing:
+                    fill, scalar = spec[key]
+                    state[key] = np.full(() if scalar else param.shape, 0.0 if fill is None else fill,
+                                         dtype=param.dtype)
+                    j = self._buffers.index(key)
+                    plan.buffers[i][j][k] = state[key]
+                created[start + k] = missing
+        # the new arrays are in this step's buffers; creating them bumped the state's version, so the
+        # next step rebuilds the plan (their memory joins the overlap index)
+        return created
+
+    def _forget(self, created):
+        """Undo ``_create_state`` (a step rejected after creating state)."""
+        for position, keys in (created or {}).items():
+            state = self._state[position]
+            for key in keys:
+                del state[key]
+            if not state:
+                del self._state[position]
+        self._plan = None
+
+    # -- state follows its parameter ----------------------------------------------------------------
+
+    def _remapped(self, params):
+        """``state`` re-keyed for the positions of ``params`` (the current layout): each param keeps
+        its own state; a param new to the optimizer has none; the state of a param no longer present
+        is dropped. The same dict when the layout has not changed."""
+        old = self._layout
+        if len(old) == len(params) and all(a is b for a, b in zip(old, params)):
+            return self._state
+        where = {id(p): i for i, p in enumerate(old)}
+        state = {}
+        for i, p in enumerate(params):
+            j = where.get(id(p))
+            if j is not None and j in self._state:
+                state[i] = self._state[j]
+        return state
+
+    def _sync_layout(self):
+        try:
+            params = self._params()
+        except (TypeError, KeyError, AttributeError):
+            return  # malformed param_groups: the next step says what is wrong
+        state = self._remapped(params)
+        if state is not self._state:
+            self.state = state
+        self._layout = params
 
     # -- what subclasses provide --------------------------------------------------------------------
 
-    _kernel = None  # the rule's name in fastopt.kernels / fastopt.reference (its group kernel: + "_group")
+    _kernel = None  # the rule's name in fastopt.kernels / fastopt.reference (its batch: + "_batch")
     _buffers = ()   # the state keys the kernel takes after (params, grads), in its order
 
     def _check_hyperparameters(self, group):
@@ -222,32 +360,18 @@ class Optimizer:
 
     def _state_spec(self, group):
         """The state of one parameter, in torch's key order: ``{key: (fill, scalar)}``. ``fill`` is the
-        initial value (None: created by the step itself); ``scalar`` marks 0-d counters."""
+        initial value (None: the step itself writes it first); ``scalar`` marks 0-d counters."""
         raise NotImplementedError
 
     def _kernel_kwargs(self, group):
-        """The kernel's hyperparameter keywords for ``group`` (computed when they change)."""
+        """The kernel's hyperparameter keywords for ``group`` (its values frozen: Python scalars)."""
         raise NotImplementedError
 
     # -- state --------------------------------------------------------------------------------------
 
     def _new_state(self, param, group):
-        state = {}
-        self._complete_state(state, self._state_spec(group), param)
-        return state
-
-    @staticmethod
-    def _complete_state(state, spec, param):
-        """Add the spec's missing keys to ``state`` (fill None: uninitialised, the kernel writes it);
-        returns the keys added. Keys appear lazily, e.g. ``max_exp_avg_sq`` when amsgrad is turned on."""
-        created = []
-        for key, (fill, scalar) in spec.items():
-            if key not in state:
-                shape = () if scalar else param.shape
-                state[key] = (np.empty(shape, param.dtype) if fill is None
-                              else np.full(shape, fill, dtype=param.dtype))
-                created.append(key)
-        return created
+        return {key: np.full(() if scalar else param.shape, 0.0 if fill is None else fill, dtype=param.dtype)
+                for key, (fill, scalar) in self._state_spec(group).items()}
 
     def state_dict(self):
         """torch's structure: ``{"state": {index: {key: array}}, "param_groups": [{..., "params": [index, ...]}]}``.
@@ -268,33 +392,48 @@ class Optimizer:
         """Load a ``state_dict()`` (from fastopt, or torch.optim's with tensors): parameters are matched
         by position, hyperparameters replace the current ones and state arrays are copied into the
         parameters' dtype. Everything is checked first: a rejected load changes nothing."""
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise TypeError("state_dict must be a dict with 'state' and 'param_groups' entries")
-        saved_groups = state_dict["param_groups"]
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups")
-        if any(len(g["params"]) != len(s["params"]) for g, s in zip(self.param_groups, saved_groups)):
-            raise ValueError("loaded state dict contains a parameter group that doesn't match the size "
-                             "of optimizer's group")
-        new_groups = []
-        for group, saved in zip(self.param_groups, saved_groups):
-            new_group = {key: value for key, value in group.items() if key != "params"}
-            new_group.update(copy.deepcopy({k: v for k, v in saved.items() if k not in ("params", "param_names")}))
-            self._check_hyperparameters(new_group)
-            new_groups.append({"params": group["params"], **new_group})
-        params = self._params()
-        owner = [group for group in new_groups for _ in group["params"]]
-        position = {saved_id: i for i, saved_id in enumerate(i for g in saved_groups for i in g["params"])}
-        new_state = {}
-        for saved_id, saved in state_dict["state"].items():
-            if saved_id not in position:
-                raise ValueError(f"loaded state dict has state for parameter id {saved_id!r}, which no "
-                                 "parameter group lists")
-            index = position[saved_id]
-            new_state[index] = self._load_state(saved, params[index], index, owner[index])
-        self.param_groups[:] = [{**g} for g in new_groups]
-        self.state = new_state
-        self._version[0] += 1
+        with self._lock:
+            if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+                raise TypeError("state_dict must be a dict with 'state' and 'param_groups' entries")
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+            if not isinstance(saved_groups, (list, tuple)):
+                raise TypeError("state_dict['param_groups'] must be a list of dicts, got "
+                                f"{type(saved_groups).__name__}")
+            if not isinstance(saved_state, dict):
+                raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
+            for i, saved in enumerate(saved_groups):
+                if not isinstance(saved, dict) or not isinstance(saved.get("params"), (list, tuple)):
+                    raise TypeError(f"state_dict['param_groups'][{i}] must be a dict with a 'params' list")
+            self._sync_layout()
+            if len(saved_groups) != len(self.param_groups):
+                raise ValueError("loaded state dict has a different number of parameter groups")
+            if any(len(g["params"]) != len(s["params"]) for g, s in zip(self.param_groups, saved_groups)):
+                raise ValueError("loaded state dict contains a parameter group that doesn't match the size "
+                                 "of optimizer's group")
+            new_groups = []
+            for group, saved in zip(self.param_groups, saved_groups):
+                new_group = {key: value for key, value in group.items() if key != "params"}
+                new_group.update(copy.deepcopy({k: v for k, v in saved.items() if k not in ("params", "param_names")}))
+                self._check_hyperparameters(new_group)
+                new_groups.append({"params": group["params"], **new_group})
+            params = self._params()
+            owner = [group for group in new_groups for _ in group["params"]]
+            position = {}
+            for i, saved_id in enumerate(i for g in saved_groups for i in g["params"]):
+                if not isinstance(saved_id, Hashable):
+                    raise TypeError(f"parameter ids in state_dict['param_groups'] must be ints, got "
+                                    f"{type(saved_id).__name__}")
+                position[saved_id] = i
+            new_state = {}
+            for saved_id, saved in saved_state.items():
+                if saved_id not in position:
+                    raise ValueError(f"loaded state dict has state for parameter id {saved_id!r}, which no "
+                                     "parameter group lists")
+                index = position[saved_id]
+                new_state[index] = self._load_state(saved, params[index], index, owner[index])
+            self.param_groups[:] = [{**g} for g in new_groups]
+            self.state = new_state
+            self._layout, self._plan = params, None
 
     def _load_state(self, saved, param, index, group):
         if not isinstance(saved, dict):
@@ -310,8 +449,13 @@ class Optimizer:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_prepared"] = {}  # keyed by object ids, holds kernels: rebuilt after a copy
+        del state["_lock"]
+        state["_plan"] = None  # rebuilt by the first step of the copy
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

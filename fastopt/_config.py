@@ -6,7 +6,9 @@ import numpy as np
 
 from . import _kernels
 
-_BUILD = _kernels.modules["adam"].BUILD
+from ._kernels import _runtime
+
+_BUILD = {**_kernels.modules["adam"].BUILD, **_runtime.BUILD}
 
 
 def _threads_from(value, name):
@@ -34,21 +36,21 @@ _num_threads = _default_threads()
 
 
 def set_num_threads(n):
-    """Use up to ``n`` threads per step (default: the CPUs this process may use, or
-    ``FASTOPT_NUM_THREADS``). Steps over fewer than ``PARALLEL_MIN`` elements stay on one thread;
-    results are bit-identical for any thread count."""
+    """Use up to ``n`` threads per step, the calling thread included (default: the CPUs this process
+    may use, or ``FASTOPT_NUM_THREADS``). Steps over fewer than ``parallel_min_elements`` elements stay
+    on the calling thread; results are bit-identical for any thread count."""
     global _num_threads
     _num_threads = _threads_from(n, "n")
 
 
 def get_num_threads():
-    """The threads a step may use: 1 in a build without OpenMP."""
-    return _num_threads if _BUILD["openmp"] else 1
+    """The threads a step may use (the calling thread included)."""
+    return _num_threads
 
 
 def show_config(file=None):
     """Print and return what this fastopt runs: the kernel variant chosen for this CPU (and why), the
-    variants built, threads, OpenMP, compiler and flags."""
+    variants built, threads, compiler and flags."""
     forced = os.environ.get("FASTOPT_ISA", "").strip().lower() or None
     config = {
         "fastopt": __import__("fastopt").__version__,
@@ -57,7 +59,7 @@ def show_config(file=None):
         "cpu_supports": _kernels.supported(),
         "built": list(_kernels.BUILT),
         "num_threads": get_num_threads(),
-        "openmp": _BUILD["openmp"],
+        "threads": _BUILD["threads"],
         "parallel_min_elements": _BUILD["parallel_min"],
         "compiler": _BUILD["compiler"],
         "cflags": _BUILD["cflags"],

@@ -8,7 +8,6 @@ import numbers
 
 import numpy as np
 
-from ._kernels._runtime import check_grads
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -25,7 +24,10 @@ def real(name, value):
         value = value.reshape(-1)[0]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float: {value}") from None
 
 
 def nonnegative(name, value, label=None):
@@ -43,6 +45,8 @@ def epsilon(eps):
 
 
 def betas(value):
+    if isinstance(value, np.ndarray) and value.shape == (2,):
+        value = tuple(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"betas must be a pair (beta1, beta2), got {value!r}")
     for i, beta in enumerate(value):
@@ -99,14 +103,23 @@ def param(p, index):
         raise ValueError(f"params[{index}] is read-only; the optimizer updates parameters in place")
 
 
-def grads(grads, groups):
-    """Check a step's gradients against the parameters of ``groups`` (``param_groups``, in order) and
-    return them as a list (NumPy scalars, which
-    arithmetic on 0-d arrays returns, become 0-d arrays). Each gradient is None (skip the parameter) or
-    an ndarray of its parameter's dtype and shape, C-contiguous. Raises before anything is updated:
-    TypeError for a non-array or another dtype, ValueError for the count, shape or layout. Compiled
-    (``fastopt._kernels._runtime.check_grads``): a step checks hundreds of tensors."""
-    return check_grads(grads, groups)
+def state_entry(value, p, index, key, scalar):
+    """A live state entry (``opt.state[index][key]``, possibly replaced by the user) that a step can
+    update in place: an ndarray of the parameter's dtype and shape (one element for a counter),
+    C-contiguous and writeable."""
+    what = f"state[{index}][{key!r}]"
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype != p.dtype:
+        raise TypeError(f"{what} has dtype {value.dtype}, expected {p.dtype} (the dtype of params[{index}])")
+    if scalar and value.size != 1:
+        raise ValueError(f"{what} must hold exactly 1 element (a 0-d counter), got shape {value.shape}")
+    if not scalar and value.shape != p.shape:
+        raise ValueError(f"{what} has shape {value.shape}, expected {p.shape} (the shape of params[{index}])")
+    if not (value.flags.c_contiguous and value.flags.aligned and value.dtype.isnative):
+        raise ValueError(f"{what} must be C-contiguous, aligned and in native byte order")
+    if not value.flags.writeable:
+        raise ValueError(f"{what} is read-only; the optimizer updates its state in place")
 
 
 def state_buffer(value, p, index, key, scalar):

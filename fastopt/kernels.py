@@ -5,10 +5,11 @@ Same signatures as their pure-NumPy twins in ``fastopt.reference``. ``adam(param
 updates one tensor (1-D C-contiguous buffers of one dtype, typed memoryviews); ``adam_group(params,
 grads, steps, ...)`` updates a list of tensors in one call (a None gradient skips its tensor). Scalar
 state (``step``, ``mu_product``) is a 1-element buffer, hyperparameters are keywords, ``n_threads`` caps
-the OpenMP threads. The GIL is released inside every loop. ``floor`` and ``floor_group`` are the
+the threads (fastopt's own pool; the caller works too). The GIL is released inside every large loop. ``floor`` and ``floor_group`` are the
 memory-floor kernels the benchmarks compare against (the traffic of a step, no math).
 """
 from ._kernels import modules as _modules
+from ._kernels._runtime import Batch, run
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
@@ -16,5 +17,8 @@ __all__ = [
     "rmsprop", "rmsprop_group", "sgd", "sgd_group",
 ]
 
-_where = {name: module for module in _modules.values() for name in __all__ if hasattr(module, name)}
-globals().update({name: getattr(_where[name], name) for name in __all__})
+# ``<rule>_batch`` (checked work items) and ``run`` (one job for several batches) are what the optimizers
+# call: every group of a step is checked before ``run`` writes anything.
+_BATCHES = [name[:-len("_group")] + "_batch" for name in __all__ if name.endswith("_group")]
+_where = {name: module for module in _modules.values() for name in __all__ + _BATCHES if hasattr(module, name)}
+globals().update({name: getattr(_where[name], name) for name in __all__ + _BATCHES})

@@ -56,7 +56,12 @@ class SGD(Optimizer):
                     weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                     maximize=group["maximize"])
 
-    def _run(self, kernel, params, grads, buffers, created, kwargs):
+    def _batch(self, batch, plan, i, grads, created):
         # torch's first-step rule: a new momentum buffer starts as the gradient itself
-        first_steps = None if created is None else ["momentum_buffer" in keys for keys in created]
-        kernel(params, grads, *buffers, first_steps=first_steps, **kwargs)
+        if not created:
+            return super()._batch(batch, plan, i, grads, created)
+        start, params = plan.starts[i], plan.lists[i]
+        first_steps = ["momentum_buffer" in created.get(start + k, ()) for k in range(len(params))]
+        group_grads = grads[start:start + len(params)]
+        return batch(params, group_grads, *plan.buffers[i], **plan.kwargs[i], first_steps=first_steps,
+                     check_overlap=False)

@@ -6,7 +6,7 @@ fixed data, in float32 and float64, must be the same whichever variant runs them
 
 The inputs are built with integer arithmetic only (no random generator, no libm), so they are the same
 bits everywhere; the gradient of each step is an exactly rounded NumPy expression of the parameters.
-One tensor is larger than the kernels' threading threshold so the OpenMP path is covered too.
+One tensor is larger than the kernels' threading threshold so the threaded path is covered too.
 
 Used by tests/test_dispatch.py (a subprocess per forced FASTOPT_ISA) and by .ci/qemu (under emulated
 CPUs). As a script it prints one JSON object: the chosen isa, one digest per run and an overall digest.

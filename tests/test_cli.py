@@ -40,9 +40,7 @@ def test_bench_quick_has_rows_models_and_overhead(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     rows = {tuple(line.split()[:4]) for line in lines if line.strip()}
-    threads = {1}
-    if fastopt.show_config(file=io.StringIO())["openmp"]:  # a row on all CPUs too
-        threads.add(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    threads = {1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     for dtype in ("float32", "float64"):
         for n in threads:
             assert ("Adam", dtype, "1000", str(n)) in rows, proc.stdout

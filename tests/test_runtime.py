@@ -46,12 +46,19 @@ def test_results_are_bit_identical_for_any_thread_count(case, label, kwargs, thr
 
 
 def test_a_large_step_really_runs_on_several_threads(threads):
-    """Without OpenMP the kernels are serial and get_num_threads() says 1."""
+    from fastopt._kernels._runtime import pool_stats
     threads(2)
-    if not fastopt.show_config.__globals__["_BUILD"]["openmp"]:
-        assert fastopt.get_num_threads() == 1
-    else:
-        assert fastopt.get_num_threads() == 2
+    assert fastopt.get_num_threads() == 2
+    p = np.zeros(8 * PARALLEL_MIN, np.float32)
+    opt = fastopt.SGD([p], lr=0.1)
+    before = pool_stats()
+    opt.step([np.ones_like(p)])
+    after = pool_stats()
+    assert after["helpers"] >= 1 and after["jobs"] == before["jobs"] + 1
+    np.testing.assert_array_equal(p, np.float32(-0.1))
+    threads(1)  # one thread: no job for the pool
+    opt.step([np.ones_like(p)])
+    assert pool_stats()["jobs"] == after["jobs"]
 
 
 @pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (-1, ValueError), ("2", TypeError),
@@ -82,9 +89,9 @@ def test_show_config_reports_the_running_configuration(capsys):
     printed = capsys.readouterr().out
     assert config["isa"] in config["built"] and config["isa"] in config["cpu_supports"]
     assert config["num_threads"] == fastopt.get_num_threads()
-    assert isinstance(config["openmp"], bool)
+    assert config["threads"] in ("pthreads", "win32")
     assert "-ffp-contract=off" in config["cflags"] and "-ffast-math" not in config["cflags"]
-    for key in ("isa", "num_threads", "openmp", "compiler", "cflags"):
+    for key in ("isa", "num_threads", "threads", "compiler", "cflags"):
         assert key in printed
     # the chosen variant is the best the CPU supports unless FASTOPT_ISA forces one
     if not os.environ.get("FASTOPT_ISA"):
@@ -158,9 +165,13 @@ def test_floor_adds_the_gradient_to_every_buffer(ops, states, dtype, threads):
     for i, buf in enumerate(bufs):
         np.testing.assert_array_equal(buf, i + g)
     group = [np.ones(3, dtype), np.ones(4, dtype)]
-    ops.floor_group(group, [np.ones(3, dtype), None], *[[np.zeros(3, dtype), np.zeros(4, dtype)]] * states)
+    states_ = [[np.zeros(3, dtype), np.zeros(4, dtype)] for _ in range(states)]
+    ops.floor_group(group, [np.ones(3, dtype), None], *states_)
     np.testing.assert_array_equal(group[0], 2)
     np.testing.assert_array_equal(group[1], 1)
+    for state in states_:
+        np.testing.assert_array_equal(state[0], 1)
+        np.testing.assert_array_equal(state[1], 0)
 
 
 # -- the cached per-group plan ------------------------------------------------------------------------

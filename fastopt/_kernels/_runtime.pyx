@@ -1,9 +1,20 @@
 """Runtime services compiled once, for baseline x86-64 (or the build machine elsewhere), so they import
-everywhere: what the CPU can run (asked of the CPU, and of the OS for the AVX register state, before
-any kernel variant is loaded), and the per-step gradient check, in C so it costs tens of nanoseconds
-per tensor."""
+everywhere and exist once per process:
+
+- what the CPU can run (asked of the CPU, and of the OS for the AVX register state, before any kernel
+  variant is loaded);
+- the executor: ``Batch`` (a kernel call's checked work items, holding a reference to every array they
+  point into) and ``run`` (the items of one or more batches as one job on fastopt's thread pool,
+  ``_pool.h``), with the memory-overlap check;
+- the optimizers' per-step checks, in C so they cost nanoseconds per tensor: ``check_grads``,
+  ``same_params``, ``Intervals`` (the memory a step writes) and ``snapshot`` (hyperparameters by value).
+"""
 cimport numpy as cnp
+from cpython.ref cimport PyObject
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memcmp
+
+import numbers
 
 import numpy as np
 
@@ -63,6 +74,373 @@ def supported():
     return isas
 
 
+
+# -- the executor -------------------------------------------------------------------------------------
+
+cdef extern from "_pool.h":
+    ctypedef long long fo_atomic
+    ctypedef struct fo_pool:
+        int helpers
+        fo_atomic jobs
+        fo_atomic serial
+        fo_atomic helper_chunks
+    fo_pool fo_P
+    long long fo_load(fo_atomic* p) nogil
+    void fo_init() nogil
+    void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
+                Py_ssize_t parallel_min) nogil
+    const int FO_MAX_THREADS
+    const int FO_ALIGN
+
+cdef enum:
+    # A call is split over threads only from PARALLEL_MIN elements, with at least PARALLEL_MIN/2 per
+    # thread. Measured with OpenMP's static split (AVX-512 build, float32, quiet 2-core machine;
+    # 2-thread time / 1-thread time):
+    #   elements   8192  16384  32768  65536  131072  1048576
+    #   Adam       0.97   0.81   0.68   0.57    0.51     0.55
+    #   SGD        1.18   1.00   0.76   0.63    0.42     0.59
+    PARALLEL_MIN = 1 << 15
+    # Below this many elements a call keeps the GIL: the loop takes less time than releasing and
+    # re-taking it (about 0.1 us). Above it, other Python threads run while the kernel works.
+    NOGIL_MIN = 1 << 12
+
+fo_init()
+
+
+def pool_stats():
+    """The thread pool's counters since this process started (or forked): ``helpers`` (threads
+    started), ``jobs`` (calls run on more than one thread), ``serial`` (calls that could use threads
+    but ran on the caller because another thread was using the pool), ``helper_chunks`` (chunks run by
+    helper threads rather than the caller)."""
+    return {"helpers": fo_P.helpers, "jobs": fo_load(&fo_P.jobs), "serial": fo_load(&fo_P.serial),
+            "helper_chunks": fo_load(&fo_P.helper_chunks)}
+
+BUILD = {"threads": "win32" if FASTOPT_WIN32 else "pthreads", "parallel_min": PARALLEL_MIN,
+         "chunk_align": FO_ALIGN, "max_threads": FO_MAX_THREADS}
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #define FASTOPT_WIN32 1
+    #else
+    #define FASTOPT_WIN32 0
+    #endif
+    """
+    const int FASTOPT_WIN32
+
+
+ctypedef struct Common:
+    # The start of every work struct: the header, then the param's and the grad's data.
+    WorkHead head
+    void* p
+    const void* g
+
+
+cdef inline str _label(tuple names, Py_ssize_t name, Py_ssize_t k):
+    return names[name] if k < 0 else f"{names[name]}[{k}]"
+
+
+cdef inline str _name(tuple names, const Span* s):
+    return _label(names, s.name, s.k)
+
+
+cdef _overlap_error(str a, str b):
+    return ValueError(f"{a} and {b} overlap in memory: a step reads and writes every array in place, so "
+                      "parameters, gradients and state must not share memory (pass a copy)")
+
+
+cdef int _by_start(const void* a, const void* b) noexcept nogil:
+    cdef const char* x = (<const Span*>a).lo
+    cdef const char* y = (<const Span*>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef Py_ssize_t _sort_disjoint(Span* spans, Py_ssize_t n) noexcept:
+    """Sort ``spans`` by start; return i > 0 where spans i-1 and i overlap, or 0 when all are disjoint
+    (sorted by start, any overlap shows between neighbours)."""
+    cdef Py_ssize_t i
+    qsort(spans, n, sizeof(Span), _by_start)
+    for i in range(1, n):
+        if spans[i].lo < spans[i - 1].hi:
+            return i
+    return 0
+
+
+cdef Py_ssize_t _find(const Span* spans, Py_ssize_t n, const char* lo, const char* hi) noexcept nogil:
+    """The index of a span of the sorted, disjoint ``spans`` that overlaps [lo, hi), or -1."""
+    cdef Py_ssize_t left = 0, right = n, mid
+    while left < right:  # the first span that ends after lo (disjoint and sorted: ends are sorted too)
+        mid = (left + right) // 2
+        if spans[mid].hi <= lo:
+            left = mid + 1
+        else:
+            right = mid
+    if left < n and spans[left].lo < hi:
+        return left
+    return -1
+
+
+cdef inline int _float_kind(object arr, str what) except -1:
+    """1 for a float32 ndarray, 0 for float64; TypeError otherwise."""
+    if not cnp.PyArray_Check(arr):
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(arr).__name__}")
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
+    if typenum == cnp.NPY_FLOAT:
+        return 1
+    if typenum == cnp.NPY_DOUBLE:
+        return 0
+    raise TypeError(f"{what} has dtype {arr.dtype}, expected float32 or float64")
+
+
+cdef class Batch:
+    """The checked work items of one kernel call (see the module docstring); built by the kernels'
+    ``*_batch`` functions, run by ``run``. It holds ``lists``: the call's per-tensor arguments as tuples,
+    so every array it points into stays alive (and its list may change) while it runs."""
+
+    def __cinit__(self, tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed=True):
+        cdef Py_ssize_t i, count
+        converted = []
+        for i in range(len(lists)):
+            values = lists[i]
+            if values is None:
+                if i < required:
+                    raise TypeError(f"{names[i]} must be a list with one entry per param, got None")
+            elif type(values) is list:
+                values = tuple(<list>values)
+            elif type(values) is not tuple:
+                raise TypeError(f"{names[i]} must be a list with one entry per param, got "
+                                f"{type(values).__name__}")
+            converted.append(values)
+        count = len(<tuple>converted[0])
+        for i in range(1, len(converted)):
+            if converted[i] is not None and len(<tuple>converted[i]) != count:
+                raise ValueError(f"{names[i]} has {len(<tuple>converted[i])} entries, expected {count} "
+                                 "(one per param)")
+        # a single-tensor call names its arrays in the singular, without an index: "param", "exp_avg"
+        self.names = names if indexed else tuple([n[:-1] if n.endswith("s") else n for n in names])
+        self.lists, self.indexed = tuple(converted), indexed
+        self.size = (size + 15) // 16 * 16
+        self.capacity, self.count, self.nspans = count, 0, 0
+        self.span_capacity = count * len(lists) + 8
+        self.works = <char*>calloc(count + 1, self.size)
+        self.items = <void**>malloc((count + 1) * sizeof(void*))
+        self.offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        self.spans = <Span*>malloc(self.span_capacity * sizeof(Span))
+        if not (self.works and self.items and self.offsets and self.spans):
+            raise MemoryError()
+        self.offsets[0] = 0
+
+    def __dealloc__(self):
+        free(self.works)
+        free(self.items)
+        free(self.offsets)
+        free(self.spans)
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def elements(self):
+        return self.offsets[self.count]
+
+    cdef int span(self, const void* data, Py_ssize_t nbytes, bint write, Py_ssize_t name,
+                  Py_ssize_t k) except -1:
+        """Record an array's bytes for ``check_overlap`` (empty ones cannot overlap)."""
+        if nbytes == 0:
+            return 0
+        if self.nspans == self.span_capacity:
+            raise ValueError("too many arrays in one kernel call")  # unreachable: sized for every list
+        cdef Span* s = &self.spans[self.nspans]
+        s.lo, s.hi, s.name, s.k, s.write = <const char*>data, <const char*>data + nbytes, name, k, write
+        self.nspans += 1
+        return 0
+
+    cdef void* data(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+                    Py_ssize_t k) except? NULL:
+        """The data of tensor k's array ``names[name]``, after O(1) checks: an aligned, native-order,
+        C-contiguous ndarray of the parameter's dtype and size (writeable when the kernel writes it)."""
+        if not self.indexed:
+            k = -1
+        if not cnp.PyArray_Check(arr):
+            raise TypeError(f"{_label(self.names, name, k)} must be a numpy.ndarray, got {type(arr).__name__}")
+        cdef cnp.ndarray a = <cnp.ndarray>arr
+        if cnp.PyArray_TYPE(a) != (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE):
+            raise TypeError(f"{_label(self.names, name, k)} has dtype {a.dtype}, expected "
+                            f"{'float32' if single else 'float64'}")
+        if cnp.PyArray_SIZE(a) != n:
+            raise ValueError(f"{_label(self.names, name, k)} has {cnp.PyArray_SIZE(a)} elements, expected {n}"
+                             + ("" if name == 0 else f" (the size of {_label(self.names, 0, k)})"))
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)):
+            raise ValueError(f"{_label(self.names, name, k)} must be C-contiguous, aligned and in native byte order")
+        if write and not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError(f"{_label(self.names, name, k)} is read-only")
+        cdef void* ptr = cnp.PyArray_DATA(a)
+        self.span(ptr, n * (4 if single else 8), write, name, k)
+        return ptr
+
+    cdef void* add_raw(self, WorkHead head, Py_ssize_t n) except NULL:
+        """Append a work item of n elements (its struct zeroed but for the header)."""
+        if self.count == self.capacity:
+            raise ValueError("more work items than params")  # unreachable: one item per param at most
+        cdef Common* item = <Common*>(self.works + self.count * self.size)
+        item.head = head
+        self.items[self.count] = item
+        self.count += 1
+        self.offsets[self.count] = self.offsets[self.count - 1] + n
+        return item
+
+    cdef void* add(self, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
+                   Py_ssize_t* n) except NULL:
+        """Append tensor k's work item after checking its param and grad; sets ``single`` (float32?)
+        and ``n`` (its size) for the rule's own arrays."""
+        single[0] = _float_kind(param, _label(self.names, 0, k if self.indexed else -1))
+        n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
+        cdef void* p = self.data(param, single[0], n[0], True, 0, k)
+        cdef const void* g = self.data(grad, single[0], n[0], False, 1, k)
+        cdef Common* item = <Common*>self.add_raw(head, n[0])
+        item.p, item.g = p, g
+        return item
+
+    cpdef check_overlap(self):
+        """ValueError naming two of the call's arrays that share memory, where one of them is written
+        (arrays that are only read, such as one gradient given for two params, may share)."""
+        cdef Py_ssize_t i, j, nw = 0
+        cdef Span* written = <Span*>malloc((self.nspans + 1) * sizeof(Span))
+        if written == NULL:
+            raise MemoryError()
+        try:
+            for i in range(self.nspans):
+                if self.spans[i].write:
+                    written[nw] = self.spans[i]
+                    nw += 1
+            i = _sort_disjoint(written, nw)
+            if i:
+                raise _overlap_error(_name(self.names, &written[i - 1]), _name(self.names, &written[i]))
+            for i in range(self.nspans):
+                if not self.spans[i].write:
+                    j = _find(written, nw, self.spans[i].lo, self.spans[i].hi)
+                    if j >= 0:
+                        raise _overlap_error(_name(self.names, &written[j]), _name(self.names, &self.spans[i]))
+        finally:
+            free(written)
+
+
+cdef int _threads(object n_threads) except -1:
+    if type(n_threads) is int and n_threads >= 1:
+        return n_threads if n_threads < FO_MAX_THREADS else FO_MAX_THREADS
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive int, got {type(n_threads).__name__}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int, got {n_threads}")
+    return FO_MAX_THREADS if n_threads >= FO_MAX_THREADS else int(n_threads)
+
+
+cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef WorkHead* head
+    for k in range(count):
+        head = <WorkHead*>items[k]
+        if head.prologue != NULL:
+            head.prologue(items[k])
+    fo_run(items, offsets, count, n_threads, PARALLEL_MIN)
+
+
+cpdef run(batches, n_threads=1):
+    """Run the work items of ``batches`` (one ``Batch`` or a sequence of them, all built before this
+    call, so all of their checks have passed) as one job on up to ``n_threads`` threads: first every
+    item's prologue (step counters), then every element. The GIL is released from NOGIL_MIN elements."""
+    cdef int threads = _threads(n_threads)
+    cdef Batch b
+    cdef Py_ssize_t count = 0, k, total = 0, base
+    cdef void** items
+    cdef Py_ssize_t* offsets
+    if type(batches) is Batch:
+        batches = (batches,)
+    elif type(batches) is not tuple:
+        batches = tuple(batches)
+    for obj in <tuple>batches:
+        if type(obj) is not Batch:
+            raise TypeError(f"run() takes Batch objects, got {type(obj).__name__}")
+        count += (<Batch>obj).count
+    if len(<tuple>batches) == 1:
+        b = <Batch>(<tuple>batches)[0]
+        items, offsets = b.items, b.offsets
+    else:
+        items = <void**>malloc((count + 1) * sizeof(void*))
+        offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
+        if items == NULL or offsets == NULL:
+            free(items)
+            free(offsets)
+            raise MemoryError()
+        count = 0
+        offsets[0] = 0
+        for obj in <tuple>batches:
+            b = <Batch>obj
+            base = offsets[count]
+            for k in range(b.count):
+                items[count] = b.items[k]
+                offsets[count + 1] = base + b.offsets[k + 1]
+                count += 1
+    try:
+        if offsets[count] >= NOGIL_MIN:
+            with nogil:
+                _execute(items, offsets, count, threads)
+        else:
+            _execute(items, offsets, count, threads)
+    finally:
+        if len(<tuple>batches) != 1:
+            free(items)
+            free(offsets)
+
+
+# -- the optimizers' per-step checks ---------------------------------------------------------------
+
+cdef class Intervals:
+    """The memory a step writes (params and state, named for messages), sorted, for O(log n) overlap
+    checks of each step's gradients. Raises ValueError if two of the arrays overlap. Arrays that are not
+    ndarrays, or empty, are skipped (the step rejects the former with its own message)."""
+
+    cdef Span* spans
+    cdef Py_ssize_t n
+    cdef tuple names
+
+    def __cinit__(self, arrays, names):
+        cdef list arrs = list(arrays)
+        self.names = tuple(names)
+        self.spans = <Span*>malloc((len(arrs) + 1) * sizeof(Span))
+        if self.spans == NULL:
+            raise MemoryError()
+        self.n = 0
+        cdef cnp.ndarray a
+        cdef Py_ssize_t i, nbytes
+        for i in range(len(arrs)):
+            if not cnp.PyArray_Check(arrs[i]):
+                continue
+            a = <cnp.ndarray>arrs[i]
+            nbytes = cnp.PyArray_NBYTES(a)
+            if nbytes == 0 or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+                continue
+            self.spans[self.n].lo = <const char*>cnp.PyArray_DATA(a)
+            self.spans[self.n].hi = <const char*>cnp.PyArray_DATA(a) + nbytes
+            self.spans[self.n].name, self.spans[self.n].k, self.spans[self.n].write = i, -1, True
+            self.n += 1
+        i = _sort_disjoint(self.spans, self.n)
+        if i:
+            raise _overlap_error(_name(self.names, &self.spans[i - 1]), _name(self.names, &self.spans[i]))
+
+    def __dealloc__(self):
+        free(self.spans)
+
+    def __len__(self):
+        return self.n
+
+    cdef object overlapping(self, cnp.ndarray a):
+        """The name of an array here that shares memory with ``a`` (C-contiguous), or None."""
+        cdef const char* lo = <const char*>cnp.PyArray_DATA(a)
+        cdef Py_ssize_t j = _find(self.spans, self.n, lo, lo + cnp.PyArray_NBYTES(a))
+        return None if j < 0 or cnp.PyArray_NBYTES(a) == 0 else _name(self.names, &self.spans[j])
+
+
 cdef bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     cdef int ndim = cnp.PyArray_NDIM(a)
     if ndim != cnp.PyArray_NDIM(b):
@@ -70,42 +448,103 @@ cdef bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     return memcmp(<void*>cnp.PyArray_DIMS(a), <void*>cnp.PyArray_DIMS(b), ndim * sizeof(cnp.npy_intp)) == 0
 
 
-def check_grads(grads, list groups):
-    """A step's gradients against the parameters of ``groups`` (param_groups, in order; see
-    ``fastopt._validation.grads``, which owns the messages' wording): returns the list to use, with
-    NumPy scalars turned into 0-d arrays."""
+def same_params(list groups, tuple lists, tuple params):
+    """Whether ``groups`` (param_groups) still hold exactly the params a step's plan was built for:
+    the same params lists (``lists``, one per group) holding the same arrays (``params``, flat)."""
+    cdef Py_ssize_t g, k, i = 0, n = len(params)
+    if len(groups) != len(lists):
+        return False
+    for g in range(len(groups)):
+        group = groups[g]
+        if type(group) is not dict:
+            return False
+        values = (<dict>group).get("params")
+        if values is not lists[g] or type(values) is not list:
+            return False
+        if i + len(<list>values) > n:
+            return False
+        for k in range(len(<list>values)):
+            if (<list>values)[k] is not params[i]:
+                return False
+            i += 1
+    return i == n
+
+
+def check_grads(grads, tuple params, Intervals written):
+    """A step's gradients against its params (flat, in order) and the memory it writes: returns them as
+    a list (NumPy scalars, which arithmetic on 0-d arrays returns, become 0-d arrays). Each gradient is
+    None (skip the parameter) or an ndarray of its parameter's dtype and shape, C-contiguous, sharing no
+    memory with what the step writes; each param with a gradient is checked again (it may have been made
+    read-only). Raises before anything is updated: TypeError for a non-array or another dtype,
+    ValueError for the count, shape, layout or overlap. The messages are ``fastopt._validation``'s."""
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list with one array (or None) per parameter, got one ndarray")
-    if not isinstance(grads, list):
+    if type(grads) is not list:
         try:
             grads = list(grads)
         except TypeError:
             raise TypeError("grads must be a list with one array (or None) per parameter, "
                             f"got {type(grads).__name__}") from None
-    cdef Py_ssize_t n = 0, i = 0
-    for group in groups:
-        n += len(<list>(<dict>group)["params"])
+    cdef Py_ssize_t n = len(params), i
     if len(<list>grads) != n:
         raise ValueError(f"expected {n} gradients (one per parameter, None to skip), got {len(<list>grads)}")
     cdef bint copied = False
     cdef cnp.ndarray g, p
-    for group in groups:
-        for param in <list>(<dict>group)["params"]:
-            obj = (<list>grads)[i]
-            if obj is not None:
-                if not cnp.PyArray_Check(obj):
-                    if not isinstance(obj, np.generic):  # arithmetic on 0-d arrays returns NumPy scalars
-                        raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(obj).__name__}")
-                    if not copied:
-                        grads, copied = list(grads), True
-                    obj = (<list>grads)[i] = np.asarray(obj)
-                g, p = <cnp.ndarray>obj, <cnp.ndarray>param
-                if cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(g):
-                    raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
-                if not _same_shape(g, p):
-                    raise ValueError(f"grads[{i}] has shape {(<object>g).shape}, expected {(<object>p).shape} "
-                                     f"(the shape of params[{i}])")
-                if not (cnp.PyArray_IS_C_CONTIGUOUS(g) and cnp.PyArray_ISALIGNED(g)):
-                    raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
-            i += 1
+    for i in range(n):
+        obj = (<list>grads)[i]
+        if obj is None:
+            continue
+        if not cnp.PyArray_Check(obj):
+            if not isinstance(obj, np.generic):
+                raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(obj).__name__}")
+            if not copied:
+                grads, copied = list(grads), True
+            obj = (<list>grads)[i] = np.asarray(obj)
+        g, p = <cnp.ndarray>obj, <cnp.ndarray>params[i]
+        if cnp.PyArray_TYPE(g) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(g):
+            raise TypeError(f"grads[{i}] has dtype {g.dtype}, expected {p.dtype} (the dtype of params[{i}])")
+        if not _same_shape(g, p):
+            raise ValueError(f"grads[{i}] has shape {(<object>g).shape}, expected {(<object>p).shape} "
+                             f"(the shape of params[{i}])")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(g) and cnp.PyArray_ISALIGNED(g)):
+            raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
+        if not cnp.PyArray_ISWRITEABLE(p):
+            raise ValueError(f"params[{i}] is read-only; the optimizer updates parameters in place")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(p):
+            raise ValueError(f"params[{i}] must be C-contiguous (the optimizer updates it in place, "
+                             "so a contiguous copy would not train your array)")
+        other = written.overlapping(g)
+        if other is not None:
+            raise _overlap_error(other, f"grads[{i}]")
     return grads
+
+
+cdef object _freeze(object value):
+    """A hyperparameter by value: NumPy scalars and 1-element arrays become Python scalars, lists and
+    tuples tuples of frozen values; anything else is kept as it is (and checked by the optimizer)."""
+    cdef type t = type(value)
+    if t is float or t is int or t is bool or value is None or t is str:
+        return value
+    if t is tuple or t is list:
+        return tuple([_freeze(v) for v in value])
+    if isinstance(value, np.ndarray):
+        if (<cnp.ndarray>value).size == 1 and value.dtype.kind in "biuf":
+            return value.reshape(-1)[0].item()
+        return ("ndarray", value.shape, tuple(value.ravel().tolist()))  # invalid: compared, then rejected
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    return value
+
+
+def snapshot(dict group, tuple keys):
+    """The values of ``keys`` in ``group``, frozen (see ``_freeze``): equal snapshots mean equal
+    hyperparameters, even after in-place edits of a list or an array. ValueError names a missing key."""
+    cdef list values = []
+    for key in keys:
+        try:
+            value = group[key]
+        except KeyError:
+            raise ValueError(f"the parameter group has no {key!r} entry (every group needs its "
+                             "hyperparameters; add_param_group fills them from the defaults)") from None
+        values.append(_freeze(value))
+    return tuple(values)

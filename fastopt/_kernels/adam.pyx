@@ -3,9 +3,10 @@ one pass over param, grad and state with torch.optim's semantics.
 
 Reference twin: ``fastopt/reference/adam.py``; every line that computes a symbol carries the same tag there.
 
-Each rule has two entry points over the same loop: ``adam(param, grad, step, ...)`` on one tensor
-(typed memoryviews), and ``adam_group(params, grads, steps, ...)`` on lists of tensors (one call for a
-whole parameter group; a None gradient skips its tensor). Scalar state (``step``, ``mu_product``) is a
+Each rule has three entry points over the same loop: ``adam_batch(params, grads, steps, ...)`` checks a
+list of tensors (a None gradient skips its tensor) and returns their work items for the runtime's ``run``
+(which the optimizers call once for all their groups); ``adam_group`` checks and runs one list;
+``adam(param, grad, step, ...)`` one tensor. Scalar state (``step``, ``mu_product``) is a
 1-element buffer of the parameter's dtype that the kernel updates; the step's scalars (bias corrections,
 step size) are computed once per tensor in double and rounded to the dtype where they meet the arrays,
 as torch does.
@@ -21,9 +22,8 @@ from libc.math cimport pow, sqrt
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
-                                     check_size, effective_grad, execute, execute_one, fabs_, fsqrt,
-                                     Items, items_add, items_alloc, items_free, maxnan)
+from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._util cimport build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -32,6 +32,7 @@ BUILD = build_info()
 # -- adam ---------------------------------------------------------------------------------------------
 
 ctypedef struct AdamWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -95,61 +96,60 @@ cdef void _adam_init(AdamWork* w, int single, double lr, double beta1, double be
     w.vmax = NULL
 
 
-def adam(floating[::1] param, const floating[::1] grad, floating[::1] step,
-         floating[::1] exp_avg, floating[::1] exp_avg_sq, floating[::1] max_exp_avg_sq=None, *,
-         double lr, double beta1, double beta2, double eps, double weight_decay,
-         bint maximize, bint decoupled_weight_decay, int n_threads=1):
+ADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+
+
+def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, double lr,
+               double beta1, double beta2, double eps, double weight_decay, bint maximize,
+               bint decoupled_weight_decay, bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``adam_group`` call, for ``run``."""
+    cdef Batch b = Batch(ADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs), 5,
+                         sizeof(AdamWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], V = b.lists[4]
+    cdef object X = b.lists[5]
+    cdef AdamWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <AdamWork*>b.add(work_head(_adam_chunk, _adam_prologue), P[k], G[k], k, &single, &n)
+        _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.m = b.data(M[k], single, n, True, 3, k)
+        w.v = b.data(V[k], single, n, True, 4, k)
+        if X is not None:
+            w.vmax = b.data((<tuple>X)[k], single, n, True, 5, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, double lr, double beta1,
+         double beta2, double eps, double weight_decay, bint maximize, bint decoupled_weight_decay,
+         n_threads=1):
     """One Adam step in place, as torch.optim.Adam (AMSGrad when ``max_exp_avg_sq`` is given; AdamW
     with ``decoupled_weight_decay``). Increments ``step``."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef AdamWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_size(n, exp_avg.shape[0], "exp_avg")
-    check_size(n, exp_avg_sq.shape[0], "exp_avg_sq")
-    if max_exp_avg_sq is not None:
-        check_size(n, max_exp_avg_sq.shape[0], "max_exp_avg_sq")
-    _adam_init(&w, floating is float, lr, beta1, beta2, eps, weight_decay, maximize,
-               decoupled_weight_decay)
-    w.step = &step[0]
-    if n:
-        w.p, w.g, w.m, w.v = &param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0]
-        if max_exp_avg_sq is not None:
-            w.vmax = &max_exp_avg_sq[0]
-    execute_one(_adam_chunk, _adam_prologue, &w, n, n_threads)
+    run(adam_batch([param], [grad], [step], [exp_avg], [exp_avg_sq],
+                   None if max_exp_avg_sq is None else [max_exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2,
+                   eps=eps, weight_decay=weight_decay, maximize=maximize,
+                   decoupled_weight_decay=decoupled_weight_decay, indexed=False), n_threads)
 
 
-def adam_group(list params, list grads, list steps, list exp_avgs, list exp_avg_sqs,
-               list max_exp_avg_sqs=None, *, double lr, double beta1, double beta2, double eps,
-               double weight_decay, bint maximize, bint decoupled_weight_decay, int n_threads=1):
+def adam_group(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, double lr,
+               double beta1, double beta2, double eps, double weight_decay, bint maximize,
+               bint decoupled_weight_decay, n_threads=1):
     """``adam`` on every tensor of a group in one call (lists aligned with ``params``; a None
     gradient skips its tensor, whose step is not counted). Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs),
-                ("grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"))
-    cdef Items items
-    cdef AdamWork* w
-    cdef int single
-    items_alloc(&items, count, sizeof(AdamWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <AdamWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
-            w.v = array_data(exp_avg_sqs[k], single, n, True, "exp_avg_sqs", k)
-            if max_exp_avg_sqs is not None:
-                w.vmax = array_data(max_exp_avg_sqs[k], single, n, True, "max_exp_avg_sqs", k)
-        execute(_adam_chunk, _adam_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    run(adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr=lr, beta1=beta1,
+                   beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                   decoupled_weight_decay=decoupled_weight_decay), n_threads)
 
 
 # -- adamax -------------------------------------------------------------------------------------------
 
 ctypedef struct AdamaxWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -198,51 +198,50 @@ cdef void _adamax_init(AdamaxWork* w, int single, double lr, double beta1, doubl
     w.weight_decay, w.maximize = weight_decay, maximize
 
 
-def adamax(floating[::1] param, const floating[::1] grad, floating[::1] step,
-           floating[::1] exp_avg, floating[::1] exp_inf, *,
-           double lr, double beta1, double beta2, double eps, double weight_decay, bint maximize,
-           int n_threads=1):
-    """One Adamax step in place, as torch.optim.Adamax (eps inside the max). Increments ``step``."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef AdamaxWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_size(n, exp_avg.shape[0], "exp_avg")
-    check_size(n, exp_inf.shape[0], "exp_inf")
-    _adamax_init(&w, floating is float, lr, beta1, beta2, eps, weight_decay, maximize)
-    w.step = &step[0]
-    if n:
-        w.p, w.g, w.m, w.u = &param[0], &grad[0], &exp_avg[0], &exp_inf[0]
-    execute_one(_adamax_chunk, _adamax_prologue, &w, n, n_threads)
+ADAMAX_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_infs")
 
 
-def adamax_group(list params, list grads, list steps, list exp_avgs, list exp_infs, *, double lr,
-                 double beta1, double beta2, double eps, double weight_decay, bint maximize,
-                 int n_threads=1):
-    """``adamax`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, exp_avgs, exp_infs), ("grads", "steps", "exp_avgs", "exp_infs"))
-    cdef Items items
+def adamax_batch(params, grads, steps, exp_avgs, exp_infs, *, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, bint maximize, bint check_overlap=True,
+                 bint indexed=True):
+    """The checked work items of an ``adamax_group`` call, for ``run``."""
+    cdef Batch b = Batch(ADAMAX_NAMES, (params, grads, steps, exp_avgs, exp_infs), 5, sizeof(AdamaxWork),
+                         indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], U = b.lists[4]
     cdef AdamaxWork* w
+    cdef Py_ssize_t k, n
     cdef int single
-    items_alloc(&items, count, sizeof(AdamaxWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <AdamaxWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
-            w.u = array_data(exp_infs[k], single, n, True, "exp_infs", k)
-        execute(_adamax_chunk, _adamax_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <AdamaxWork*>b.add(work_head(_adamax_chunk, _adamax_prologue), P[k], G[k], k, &single, &n)
+        _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.m = b.data(M[k], single, n, True, 3, k)
+        w.u = b.data(U[k], single, n, True, 4, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def adamax(param, grad, step, exp_avg, exp_inf, *, double lr, double beta1, double beta2, double eps,
+           double weight_decay, bint maximize, n_threads=1):
+    """One Adamax step in place, as torch.optim.Adamax (eps inside the max). Increments ``step``."""
+    run(adamax_batch([param], [grad], [step], [exp_avg], [exp_inf], lr=lr, beta1=beta1, beta2=beta2,
+                     eps=eps, weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
+
+
+def adamax_group(params, grads, steps, exp_avgs, exp_infs, *, double lr, double beta1, double beta2,
+                 double eps, double weight_decay, bint maximize, n_threads=1):
+    """``adamax`` on every tensor of a group in one call. Checks everything before writing."""
+    run(adamax_batch(params, grads, steps, exp_avgs, exp_infs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                     weight_decay=weight_decay, maximize=maximize), n_threads)
 
 
 # -- nadam --------------------------------------------------------------------------------------------
 
 ctypedef struct NAdamWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -312,50 +311,50 @@ cdef void _nadam_init(NAdamWork* w, int single, double lr, double beta1, double 
     w.weight_decay, w.momentum_decay, w.maximize, w.decoupled = weight_decay, momentum_decay, maximize, decoupled
 
 
-def nadam(floating[::1] param, const floating[::1] grad, floating[::1] step,
-          floating[::1] mu_product, floating[::1] exp_avg, floating[::1] exp_avg_sq, *,
-          double lr, double beta1, double beta2, double eps, double weight_decay,
-          double momentum_decay, bint maximize, bint decoupled_weight_decay, int n_threads=1):
+NADAM_NAMES = ("params", "grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs")
+
+
+def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, double lr, double beta1,
+                double beta2, double eps, double weight_decay, double momentum_decay, bint maximize,
+                bint decoupled_weight_decay, bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``nadam_group`` call, for ``run``."""
+    cdef Batch b = Batch(NADAM_NAMES, (params, grads, steps, mu_products, exp_avgs, exp_avg_sqs), 6,
+                         sizeof(NAdamWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], MU = b.lists[3], M = b.lists[4]
+    cdef tuple V = b.lists[5]
+    cdef NAdamWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <NAdamWork*>b.add(work_head(_nadam_chunk, _nadam_prologue), P[k], G[k], k, &single, &n)
+        _nadam_init(w, single, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
+                    decoupled_weight_decay)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.mu_product = b.data(MU[k], single, 1, True, 3, k)
+        w.m = b.data(M[k], single, n, True, 4, k)
+        w.v = b.data(V[k], single, n, True, 5, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, double lr, double beta1, double beta2,
+          double eps, double weight_decay, double momentum_decay, bint maximize,
+          bint decoupled_weight_decay, n_threads=1):
     """One NAdam step in place, as torch.optim.NAdam. Increments ``step`` and multiplies
     ``mu_product`` by this step's momentum coefficient (rounded to its dtype, as torch's tensor)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef NAdamWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_counter(mu_product.shape[0], "mu_product")
-    check_size(n, exp_avg.shape[0], "exp_avg")
-    check_size(n, exp_avg_sq.shape[0], "exp_avg_sq")
-    _nadam_init(&w, floating is float, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
-                decoupled_weight_decay)
-    w.step, w.mu_product = &step[0], &mu_product[0]
-    if n:
-        w.p, w.g, w.m, w.v = &param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0]
-    execute_one(_nadam_chunk, _nadam_prologue, &w, n, n_threads)
+    run(nadam_batch([param], [grad], [step], [mu_product], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1,
+                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay, indexed=False),
+        n_threads)
 
 
-def nadam_group(list params, list grads, list steps, list mu_products, list exp_avgs,
-                list exp_avg_sqs, *, double lr, double beta1, double beta2, double eps,
-                double weight_decay, double momentum_decay, bint maximize,
-                bint decoupled_weight_decay, int n_threads=1):
+def nadam_group(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, double lr, double beta1,
+                double beta2, double eps, double weight_decay, double momentum_decay, bint maximize,
+                bint decoupled_weight_decay, n_threads=1):
     """``nadam`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, mu_products, exp_avgs, exp_avg_sqs),
-                ("grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs"))
-    cdef Items items
-    cdef NAdamWork* w
-    cdef int single
-    items_alloc(&items, count, sizeof(NAdamWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <NAdamWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _nadam_init(w, single, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
-                        decoupled_weight_decay)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.mu_product = array_data(mu_products[k], single, 1, True, "mu_products", k)
-            w.m = array_data(exp_avgs[k], single, n, True, "exp_avgs", k)
-            w.v = array_data(exp_avg_sqs[k], single, n, True, "exp_avg_sqs", k)
-        execute(_nadam_chunk, _nadam_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    run(nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1,
+                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), n_threads)

@@ -9,13 +9,14 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size, execute,
-                                     execute_one, Items, items_add, items_alloc, items_free)
+from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._util cimport build_info, work_head
 
 cnp.import_array()
 BUILD = build_info()
 
 ctypedef struct FloorWork:
+    WorkHead head
     void* p
     const void* g
     void* s1
@@ -60,51 +61,41 @@ cdef void _floor_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
                     lo, hi)
 
 
-def floor(floating[::1] param, const floating[::1] grad, floating[::1] s1=None,
-          floating[::1] s2=None, floating[::1] s3=None, *, int n_threads=1):
-    """``p += g`` and ``s += g`` for each given state buffer (fill them in order: s1, s2, s3)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef FloorWork w
-    check_size(n, grad.shape[0], "grad")
-    if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
-        raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    w.single, w.s1, w.s2, w.s3 = floating is float, NULL, NULL, NULL
-    for buf, name in ((s1, "s1"), (s2, "s2"), (s3, "s3")):
-        if buf is not None:
-            check_size(n, buf.shape[0], name)
-    if n:
-        w.p, w.g = &param[0], &grad[0]
-        if s1 is not None:
-            w.s1 = &s1[0]
-        if s2 is not None:
-            w.s2 = &s2[0]
-        if s3 is not None:
-            w.s3 = &s3[0]
-    execute_one(_floor_chunk, NULL, &w, n, n_threads)
+FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")
 
 
-def floor_group(list params, list grads, list s1=None, list s2=None, list s3=None, *, int n_threads=1):
-    """``floor`` on every tensor of a list in one call, like the ``*_group`` kernels."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, s1, s2, s3), ("grads", "s1", "s2", "s3"))
+def floor_batch(params, grads, s1=None, s2=None, s3=None, *, bint check_overlap=True, bint indexed=True):
+    """The checked work items of a ``floor_group`` call, for ``run``."""
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    cdef Items items
+    cdef Batch b = Batch(FLOOR_NAMES, (params, grads, s1, s2, s3), 2, sizeof(FloorWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1]
+    cdef object S1 = b.lists[2], S2 = b.lists[3], S3 = b.lists[4]
     cdef FloorWork* w
+    cdef Py_ssize_t k, n
     cdef int single
-    items_alloc(&items, count, sizeof(FloorWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <FloorWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            w.single, w.s1, w.s2, w.s3 = single, NULL, NULL, NULL
-            if s1 is not None:
-                w.s1 = array_data(s1[k], single, n, True, "s1", k)
-            if s2 is not None:
-                w.s2 = array_data(s2[k], single, n, True, "s2", k)
-            if s3 is not None:
-                w.s3 = array_data(s3[k], single, n, True, "s3", k)
-        execute(_floor_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <FloorWork*>b.add(work_head(_floor_chunk, NULL), P[k], G[k], k, &single, &n)
+        w.single = single
+        if S1 is not None:
+            w.s1 = b.data((<tuple>S1)[k], single, n, True, 2, k)
+        if S2 is not None:
+            w.s2 = b.data((<tuple>S2)[k], single, n, True, 3, k)
+        if S3 is not None:
+            w.s3 = b.data((<tuple>S3)[k], single, n, True, 4, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def floor(param, grad, s1=None, s2=None, s3=None, *, n_threads=1):
+    """``p += g`` and ``s += g`` for each given state buffer (fill them in order: s1, s2, s3)."""
+    run(floor_batch([param], [grad], *[None if s is None else [s] for s in (s1, s2, s3)], indexed=False),
+        n_threads)
+
+
+def floor_group(params, grads, s1=None, s2=None, s3=None, *, n_threads=1):
+    """``floor`` on every tensor of a list in one call, like the ``*_group`` kernels."""
+    run(floor_batch(params, grads, s1, s2, s3), n_threads)

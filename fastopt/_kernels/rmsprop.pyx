@@ -1,7 +1,8 @@
 """Fused kernels of the squared-gradient family: ``adagrad``, ``rmsprop`` (centered, momentum) and
-``adadelta``, each one pass over param, grad and state with torch.optim's semantics. Each has a
-single-tensor entry point (typed memoryviews) and a ``*_group`` one over lists of tensors (a None
-gradient skips its tensor); both run the same loop.
+``adadelta``, each one pass over param, grad and state with torch.optim's semantics. Each has three
+entry points over the same loop: ``*_batch`` checks a list of tensors (a None gradient skips its tensor)
+and returns their work items for the runtime's ``run``; ``*_group`` checks and runs one list; the
+rule's own name, one tensor.
 
 Reference twin: ``fastopt/reference/rmsprop.py``; every line that computes a symbol carries the same tag there.
 
@@ -15,9 +16,8 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, build_info, bump, check_counter, check_lists,
-                                     check_size, effective_grad, execute, execute_one, fsqrt, Items,
-                                     items_add, items_alloc, items_free)
+from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._util cimport build_info, bump, effective_grad, fsqrt, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -26,6 +26,7 @@ BUILD = build_info()
 # -- adagrad ------------------------------------------------------------------------------------------
 
 ctypedef struct AdagradWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -69,48 +70,47 @@ cdef void _adagrad_init(AdagradWork* w, int single, double lr, double lr_decay, 
     w.single, w.lr, w.lr_decay, w.eps, w.weight_decay, w.maximize = single, lr, lr_decay, eps, weight_decay, maximize
 
 
-def adagrad(floating[::1] param, const floating[::1] grad, floating[::1] step,
-            floating[::1] state_sum, *,
-            double lr, double lr_decay, double eps, double weight_decay, bint maximize,
-            int n_threads=1):
-    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt). Increments ``step``."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef AdagradWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_size(n, state_sum.shape[0], "state_sum")
-    _adagrad_init(&w, floating is float, lr, lr_decay, eps, weight_decay, maximize)
-    w.step = &step[0]
-    if n:
-        w.p, w.g, w.s = &param[0], &grad[0], &state_sum[0]
-    execute_one(_adagrad_chunk, _adagrad_prologue, &w, n, n_threads)
+ADAGRAD_NAMES = ("params", "grads", "steps", "state_sums")
 
 
-def adagrad_group(list params, list grads, list steps, list state_sums, *, double lr, double lr_decay,
-                  double eps, double weight_decay, bint maximize, int n_threads=1):
-    """``adagrad`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, state_sums), ("grads", "steps", "state_sums"))
-    cdef Items items
+def adagrad_batch(params, grads, steps, state_sums, *, double lr, double lr_decay, double eps,
+                  double weight_decay, bint maximize, bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``adagrad_group`` call, for ``run``."""
+    cdef Batch b = Batch(ADAGRAD_NAMES, (params, grads, steps, state_sums), 4, sizeof(AdagradWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], SUM = b.lists[3]
     cdef AdagradWork* w
+    cdef Py_ssize_t k, n
     cdef int single
-    items_alloc(&items, count, sizeof(AdagradWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <AdagradWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.s = array_data(state_sums[k], single, n, True, "state_sums", k)
-        execute(_adagrad_chunk, _adagrad_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <AdagradWork*>b.add(work_head(_adagrad_chunk, _adagrad_prologue), P[k], G[k], k, &single, &n)
+        _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.s = b.data(SUM[k], single, n, True, 3, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def adagrad(param, grad, step, state_sum, *, double lr, double lr_decay, double eps, double weight_decay,
+            bint maximize, n_threads=1):
+    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt). Increments ``step``."""
+    run(adagrad_batch([param], [grad], [step], [state_sum], lr=lr, lr_decay=lr_decay, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
+
+
+def adagrad_group(params, grads, steps, state_sums, *, double lr, double lr_decay, double eps,
+                  double weight_decay, bint maximize, n_threads=1):
+    """``adagrad`` on every tensor of a group in one call. Checks everything before writing."""
+    run(adagrad_batch(params, grads, steps, state_sums, lr=lr, lr_decay=lr_decay, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize), n_threads)
 
 
 # -- rmsprop ------------------------------------------------------------------------------------------
 
 ctypedef struct RMSpropWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -170,69 +170,62 @@ cdef void _rmsprop_init(RMSpropWork* w, int single, double lr, double alpha, dou
     w.ga = NULL
 
 
-def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] step,
-            floating[::1] square_avg, floating[::1] momentum_buffer=None,
-            floating[::1] grad_avg=None, *,
-            double lr, double alpha, double eps, double weight_decay, double momentum,
-            bint maximize, int n_threads=1):
+RMSPROP_NAMES = ("params", "grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs")
+
+
+def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *,
+                  double lr, double alpha, double eps, double weight_decay, double momentum,
+                  bint maximize, bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``rmsprop_group`` call, for ``run``."""
+    cdef Batch b = Batch(RMSPROP_NAMES, (params, grads, steps, square_avgs, momentum_buffers, grad_avgs), 4,
+                         sizeof(RMSpropWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], V = b.lists[3]
+    cdef object B = b.lists[4], GA = b.lists[5]
+    if momentum > 0.0 and B is None:
+        raise TypeError(f"{b.names[4]} {'are' if indexed else 'is'} required when momentum > 0")
+    cdef RMSpropWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <RMSpropWork*>b.add(work_head(_rmsprop_chunk, _rmsprop_prologue), P[k], G[k], k, &single, &n)
+        _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.v = b.data(V[k], single, n, True, 3, k)
+        if momentum > 0.0:
+            w.buf = b.data((<tuple>B)[k], single, n, True, 4, k)
+        if GA is not None:
+            w.ga = b.data((<tuple>GA)[k], single, n, True, 5, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, *, double lr,
+            double alpha, double eps, double weight_decay, double momentum, bint maximize, n_threads=1):
     """One RMSprop step in place, as torch.optim.RMSprop: centered when ``grad_avg`` is given;
     ``momentum_buffer`` is needed when momentum > 0. Increments ``step`` (unused by the math)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef RMSpropWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_size(n, square_avg.shape[0], "square_avg")
-    if momentum > 0.0:
-        if momentum_buffer is None:
-            raise ValueError("momentum_buffer is required when momentum > 0")
-        check_size(n, momentum_buffer.shape[0], "momentum_buffer")
-    if grad_avg is not None:
-        check_size(n, grad_avg.shape[0], "grad_avg")
-    _rmsprop_init(&w, floating is float, lr, alpha, eps, weight_decay, momentum, maximize)
-    if n:
-        w.p, w.g, w.v = &param[0], &grad[0], &square_avg[0]
-        if momentum > 0.0:
-            w.buf = &momentum_buffer[0]
-        if grad_avg is not None:
-            w.ga = &grad_avg[0]
-    w.step = &step[0]
-    execute_one(_rmsprop_chunk, _rmsprop_prologue, &w, n, n_threads)
+    run(rmsprop_batch([param], [grad], [step], [square_avg],
+                      None if momentum_buffer is None else [momentum_buffer],
+                      None if grad_avg is None else [grad_avg], lr=lr, alpha=alpha, eps=eps,
+                      weight_decay=weight_decay, momentum=momentum, maximize=maximize, indexed=False),
+        n_threads)
 
 
-def rmsprop_group(list params, list grads, list steps, list square_avgs, list momentum_buffers=None,
-                  list grad_avgs=None, *, double lr, double alpha, double eps, double weight_decay,
-                  double momentum, bint maximize, int n_threads=1):
+def rmsprop_group(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *, double lr,
+                  double alpha, double eps, double weight_decay, double momentum, bint maximize,
+                  n_threads=1):
     """``rmsprop`` on every tensor of a group in one call (centered when ``grad_avgs`` is given).
     Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, square_avgs, momentum_buffers, grad_avgs),
-                ("grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs"))
-    if momentum > 0.0 and momentum_buffers is None:
-        raise ValueError("momentum_buffers are required when momentum > 0")
-    cdef Items items
-    cdef RMSpropWork* w
-    cdef int single
-    items_alloc(&items, count, sizeof(RMSpropWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <RMSpropWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
-            if momentum > 0.0:
-                w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
-            if grad_avgs is not None:
-                w.ga = array_data(grad_avgs[k], single, n, True, "grad_avgs", k)
-        execute(_rmsprop_chunk, _rmsprop_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    run(rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs, lr=lr, alpha=alpha,
+                      eps=eps, weight_decay=weight_decay, momentum=momentum, maximize=maximize), n_threads)
 
 
 # -- adadelta -----------------------------------------------------------------------------------------
 
 ctypedef struct AdadeltaWork:
+    WorkHead head
     void* p
     const void* g
     void* step
@@ -277,43 +270,41 @@ cdef void _adadelta_init(AdadeltaWork* w, int single, double lr, double rho, dou
     w.single, w.lr, w.rho, w.eps, w.weight_decay, w.maximize = single, lr, rho, eps, weight_decay, maximize
 
 
-def adadelta(floating[::1] param, const floating[::1] grad, floating[::1] step,
-             floating[::1] square_avg, floating[::1] acc_delta, *,
-             double lr, double rho, double eps, double weight_decay, bint maximize, int n_threads=1):
+ADADELTA_NAMES = ("params", "grads", "steps", "square_avgs", "acc_deltas")
+
+
+def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, *, double lr, double rho, double eps,
+                   double weight_decay, bint maximize, bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``adadelta_group`` call, for ``run``."""
+    cdef Batch b = Batch(ADADELTA_NAMES, (params, grads, steps, square_avgs, acc_deltas), 5,
+                         sizeof(AdadeltaWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], V = b.lists[3], U = b.lists[4]
+    cdef AdadeltaWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <AdadeltaWork*>b.add(work_head(_adadelta_chunk, _adadelta_prologue), P[k], G[k], k, &single, &n)
+        _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
+        w.step = b.data(S[k], single, 1, True, 2, k)
+        w.v = b.data(V[k], single, n, True, 3, k)
+        w.u = b.data(U[k], single, n, True, 4, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def adadelta(param, grad, step, square_avg, acc_delta, *, double lr, double rho, double eps,
+             double weight_decay, bint maximize, n_threads=1):
     """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots).
     Increments ``step`` (unused by the math)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef AdadeltaWork w
-    check_size(n, grad.shape[0], "grad")
-    check_counter(step.shape[0], "step")
-    check_size(n, square_avg.shape[0], "square_avg")
-    check_size(n, acc_delta.shape[0], "acc_delta")
-    _adadelta_init(&w, floating is float, lr, rho, eps, weight_decay, maximize)
-    if n:
-        w.p, w.g, w.v, w.u = &param[0], &grad[0], &square_avg[0], &acc_delta[0]
-    w.step = &step[0]
-    execute_one(_adadelta_chunk, _adadelta_prologue, &w, n, n_threads)
+    run(adadelta_batch([param], [grad], [step], [square_avg], [acc_delta], lr=lr, rho=rho, eps=eps,
+                       weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
 
 
-def adadelta_group(list params, list grads, list steps, list square_avgs, list acc_deltas, *,
-                   double lr, double rho, double eps, double weight_decay, bint maximize,
-                   int n_threads=1):
+def adadelta_group(params, grads, steps, square_avgs, acc_deltas, *, double lr, double rho, double eps,
+                   double weight_decay, bint maximize, n_threads=1):
     """``adadelta`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, steps, square_avgs, acc_deltas), ("grads", "steps", "square_avgs", "acc_deltas"))
-    cdef Items items
-    cdef AdadeltaWork* w
-    cdef int single
-    items_alloc(&items, count, sizeof(AdadeltaWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <AdadeltaWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
-            w.step = array_data(steps[k], single, 1, True, "steps", k)
-            w.v = array_data(square_avgs[k], single, n, True, "square_avgs", k)
-            w.u = array_data(acc_deltas[k], single, n, True, "acc_deltas", k)
-        execute(_adadelta_chunk, _adadelta_prologue, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    run(adadelta_batch(params, grads, steps, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps,
+                       weight_decay=weight_decay, maximize=maximize), n_threads)

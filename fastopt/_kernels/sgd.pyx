@@ -1,6 +1,7 @@
 """Fused kernels of the SGD family: ``sgd`` (momentum, dampening, Nesterov, torch.optim.SGD) and
-``momentum`` (the texts' EMA form). Each has a single-tensor entry point (typed memoryviews) and a
-``*_group`` one over lists of tensors (a None gradient skips its tensor); both run the same loop.
+``momentum`` (the texts' EMA form). Each has three entry points over the same loop: ``*_batch`` checks
+a list of tensors (a None gradient skips its tensor) and returns their work items for the runtime's
+``run``; ``*_group`` checks and runs one list; the rule's own name, one tensor.
 
 Reference twin: ``fastopt/reference/sgd.py``; every line that computes a symbol carries the same tag there.
 
@@ -12,9 +13,8 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._util cimport (array_data, build_info, check_lists, check_size,
-                                     effective_grad, execute, execute_one, Items, items_add,
-                                     items_alloc, items_free)
+from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._util cimport build_info, effective_grad, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -23,6 +23,7 @@ BUILD = build_info()
 # -- sgd ----------------------------------------------------------------------------------------------
 
 ctypedef struct SGDWork:
+    WorkHead head
     void* p
     const void* g
     void* buf
@@ -69,57 +70,60 @@ cdef void _sgd_init(SGDWork* w, int single, double lr, double momentum, double d
     w.buf = NULL
 
 
-def sgd(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer=None, *,
-        double lr, double momentum, double dampening, double weight_decay,
-        bint nesterov, bint maximize, bint first_step, int n_threads=1):
+SGD_NAMES = ("params", "grads", "momentum_buffers")
+
+
+def sgd_batch(params, grads, momentum_buffers=None, *, double lr, double momentum, double dampening,
+              double weight_decay, bint nesterov, bint maximize, first_steps=None,
+              bint check_overlap=True, bint indexed=True):
+    """The checked work items of an ``sgd_group`` call, for ``run``."""
+    cdef Batch b = Batch(SGD_NAMES, (params, grads, momentum_buffers), 2, sizeof(SGDWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1]
+    cdef object B = b.lists[2]
+    if momentum != 0.0 and B is None:
+        raise TypeError(f"{b.names[2]} {'are' if indexed else 'is'} required when momentum != 0")
+    if first_steps is not None:
+        first_steps = tuple([bool(flag) for flag in first_steps])
+        if len(first_steps) != len(P):
+            raise ValueError(f"first_steps has {len(first_steps)} entries, expected {len(P)} (one per param)")
+    cdef SGDWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <SGDWork*>b.add(work_head(_sgd_chunk, NULL), P[k], G[k], k, &single, &n)
+        _sgd_init(w, single, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                  first_steps is not None and (<tuple>first_steps)[k])
+        if momentum != 0.0:
+            w.buf = b.data((<tuple>B)[k], single, n, True, 2, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def sgd(param, grad, momentum_buffer=None, *, double lr, double momentum, double dampening,
+        double weight_decay, bint nesterov, bint maximize, bint first_step, n_threads=1):
     """One SGD step in place, as torch.optim.SGD. ``momentum_buffer`` is needed when momentum != 0;
     ``first_step`` copies the gradient into it instead of decaying it (torch's first-step rule)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef SGDWork w
-    check_size(n, grad.shape[0], "grad")
-    if momentum != 0.0:
-        if momentum_buffer is None:
-            raise ValueError("momentum_buffer is required when momentum != 0")
-        check_size(n, momentum_buffer.shape[0], "momentum_buffer")
-    _sgd_init(&w, floating is float, lr, momentum, dampening, weight_decay, nesterov, maximize,
-              first_step)
-    if n:
-        w.p, w.g = &param[0], &grad[0]
-        if momentum != 0.0:
-            w.buf = &momentum_buffer[0]
-    execute_one(_sgd_chunk, NULL, &w, n, n_threads)
+    run(sgd_batch([param], [grad], None if momentum_buffer is None else [momentum_buffer], lr=lr,
+                  momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                  maximize=maximize, first_steps=[first_step], indexed=False), n_threads)
 
 
-def sgd_group(list params, list grads, list momentum_buffers=None, *, double lr, double momentum,
-              double dampening, double weight_decay, bint nesterov, bint maximize,
-              list first_steps=None, int n_threads=1):
+def sgd_group(params, grads, momentum_buffers=None, *, double lr, double momentum, double dampening,
+              double weight_decay, bint nesterov, bint maximize, first_steps=None, n_threads=1):
     """``sgd`` on every tensor of a group in one call; ``first_steps[k]`` is tensor k's
     ``first_step`` (None: False for all). Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, momentum_buffers, first_steps), ("grads", "momentum_buffers", "first_steps"))
-    if momentum != 0.0 and momentum_buffers is None:
-        raise ValueError("momentum_buffers are required when momentum != 0")
-    cdef Items items
-    cdef SGDWork* w
-    cdef int single
-    items_alloc(&items, count, sizeof(SGDWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <SGDWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            _sgd_init(w, single, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                      first_steps is not None and bool(first_steps[k]))
-            if momentum != 0.0:
-                w.buf = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
-        execute(_sgd_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    run(sgd_batch(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening,
+                  weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, first_steps=first_steps),
+        n_threads)
 
 
 # -- momentum -----------------------------------------------------------------------------------------
 
 ctypedef struct MomentumWork:
+    WorkHead head
     void* p
     const void* g
     void* v
@@ -146,35 +150,33 @@ cdef void _momentum_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nog
         _momentum_span(<double*>w.p, <const double*>w.g, <double*>w.v, lo, hi, w)
 
 
-def momentum(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buffer, *,
-             double lr, double beta, int n_threads=1):
-    """One step of the texts' momentum in place: v = beta*v + (1-beta)*g; p -= lr*v (v starts at 0)."""
-    cdef Py_ssize_t n = param.shape[0]
-    cdef MomentumWork w
-    check_size(n, grad.shape[0], "grad")
-    check_size(n, momentum_buffer.shape[0], "momentum_buffer")
-    w.single, w.lr, w.beta = floating is float, lr, beta
-    if n:
-        w.p, w.g, w.v = &param[0], &grad[0], &momentum_buffer[0]
-    execute_one(_momentum_chunk, NULL, &w, n, n_threads)
+MOMENTUM_NAMES = ("params", "grads", "momentum_buffers")
 
 
-def momentum_group(list params, list grads, list momentum_buffers, *, double lr, double beta,
-                   int n_threads=1):
-    """``momentum`` on every tensor of a group in one call. Checks everything before writing."""
-    cdef Py_ssize_t count = len(params), k, n
-    check_lists(count, (grads, momentum_buffers), ("grads", "momentum_buffers"))
-    cdef Items items
+def momentum_batch(params, grads, momentum_buffers, *, double lr, double beta, bint check_overlap=True,
+                   bint indexed=True):
+    """The checked work items of a ``momentum_group`` call, for ``run``."""
+    cdef Batch b = Batch(MOMENTUM_NAMES, (params, grads, momentum_buffers), 3, sizeof(MomentumWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], B = b.lists[2]
     cdef MomentumWork* w
+    cdef Py_ssize_t k, n
     cdef int single
-    items_alloc(&items, count, sizeof(MomentumWork))
-    try:
-        for k in range(count):
-            if grads[k] is None:
-                continue
-            w = <MomentumWork*>items_add(&items, params[k], grads[k], k, &single, &n)
-            w.single, w.lr, w.beta = single, lr, beta
-            w.v = array_data(momentum_buffers[k], single, n, True, "momentum_buffers", k)
-        execute(_momentum_chunk, NULL, items.works, items.size, items.offsets, items.count, n_threads)
-    finally:
-        items_free(&items)
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <MomentumWork*>b.add(work_head(_momentum_chunk, NULL), P[k], G[k], k, &single, &n)
+        w.single, w.lr, w.beta = single, lr, beta
+        w.v = b.data(B[k], single, n, True, 2, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def momentum(param, grad, momentum_buffer, *, double lr, double beta, n_threads=1):
+    """One step of the texts' momentum in place: v = beta*v + (1-beta)*g; p -= lr*v (v starts at 0)."""
+    run(momentum_batch([param], [grad], [momentum_buffer], lr=lr, beta=beta, indexed=False), n_threads)
+
+
+def momentum_group(params, grads, momentum_buffers, *, double lr, double beta, n_threads=1):
+    """``momentum`` on every tensor of a group in one call. Checks everything before writing."""
+    run(momentum_batch(params, grads, momentum_buffers, lr=lr, beta=beta), n_threads)

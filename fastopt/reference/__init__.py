@@ -2,13 +2,15 @@
 
 Each function has the same signature, math and line order as its compiled twin in ``fastopt.kernels``
 (``adam`` on one tensor's 1-D C-contiguous buffers of one dtype, updated in place, scalar state such as
-``step`` passed as a 1-element buffer; ``adam_group`` on lists of tensors). ``n_threads`` is accepted
-and ignored. ``backend="numpy"`` on any optimizer runs these instead of the kernels.
+``step`` passed as a 1-element buffer; ``adam_group`` on lists of tensors; ``adam_batch`` checks a list
+and returns its work for ``run``). ``n_threads`` is checked and ignored. ``backend="numpy"`` on any optimizer runs these instead of the kernels.
 """
-from .adam import adam, adam_group, adamax, adamax_group, nadam, nadam_group
-from .floor import floor, floor_group
-from .rmsprop import adadelta, adadelta_group, adagrad, adagrad_group, rmsprop, rmsprop_group
-from .sgd import momentum, momentum_group, sgd, sgd_group
+from ._util import Batch, run
+from .adam import adam, adam_batch, adam_group, adamax, adamax_batch, adamax_group, nadam, nadam_batch, nadam_group
+from .floor import floor, floor_batch, floor_group
+from .rmsprop import (adadelta, adadelta_batch, adadelta_group, adagrad, adagrad_batch, adagrad_group, rmsprop,
+                      rmsprop_batch, rmsprop_group)
+from .sgd import momentum, momentum_batch, momentum_group, sgd, sgd_batch, sgd_group
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",

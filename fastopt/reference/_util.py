@@ -1,24 +1,8 @@
-"""Checks shared by the reference twins; they mirror the kernels' own O(1) checks (``_kernels/_util.pxd``)."""
+"""The reference's executor and checks; they mirror the runtime's ``Batch`` and ``run``
+(``fastopt/_kernels/_runtime.pyx``) and raise the same errors with the same messages."""
+import numbers
+
 import numpy as np
-
-
-def check_size(n, buf, name):
-    if buf.size != n:
-        raise ValueError(f"{name} has {buf.size} elements, expected {n} (the size of param)")
-
-
-def check_counter(buf, name):
-    if buf.size != 1:
-        raise ValueError(f"{name} must hold exactly 1 element (a 0-d counter), got {buf.size}")
-
-
-def check_dtypes(param, **buffers):
-    """The kernels take one dtype for every buffer (one fused type); so does the reference."""
-    if param.dtype not in (np.float32, np.float64):
-        raise TypeError(f"param must be float32 or float64, got {param.dtype}")
-    for name, buf in buffers.items():
-        if buf is not None and buf.dtype != param.dtype:
-            raise TypeError(f"{name} has dtype {buf.dtype}, expected {param.dtype} (the dtype of param)")
 
 
 def effective_grad(grad, param, maximize, weight_decay):
@@ -30,43 +14,129 @@ def effective_grad(grad, param, maximize, weight_decay):
     return g
 
 
+def real(value):
+    """A hyperparameter as the kernels read it (a C double): a Python float."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Real, np.ndarray)):
+        raise TypeError(f"must be real number, not {type(value).__name__}")
+    return float(value)
+
+
 COUNTERS = ("steps", "mu_products")  # per-tensor scalar state: 1-element buffers
 
 
-def flat(arr, dtype, n, write, name, k):
-    """Tensor k's buffer ``name`` as a flat view, after the compiled kernels' checks (``array_data``)."""
+class Batch:
+    """The checked work of one reference ``*_group`` call: ``rule(*args, **hyper)`` per tensor."""
+
+    def __init__(self, rule, work, hyper):
+        self.rule, self.work, self.hyper = rule, work, hyper
+
+    def __len__(self):
+        return len(self.work)
+
+    def run(self):
+        for args in self.work:
+            self.rule(*args, **self.hyper)
+
+
+def run(batches, n_threads=1):
+    """Run ``batches`` (one ``Batch`` or a sequence), in order. ``n_threads`` is checked and ignored."""
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive int, got {type(n_threads).__name__}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int, got {n_threads}")
+    batches = [batches] if isinstance(batches, Batch) else list(batches)
+    for batch in batches:
+        if not isinstance(batch, Batch):
+            raise TypeError(f"run() takes Batch objects, got {type(batch).__name__}")
+    for batch in batches:
+        batch.run()
+
+
+def _label(name, k):
+    return name if k < 0 else f"{name}[{k}]"
+
+
+def _overlap_error(a, b):
+    return ValueError(f"{a} and {b} overlap in memory: a step reads and writes every array in place, so "
+                      "parameters, gradients and state must not share memory (pass a copy)")
+
+
+def _flat(arr, dtype, n, write, name):
+    """An array's flat view after the runtime's checks (``Batch.data``)."""
     if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name}[{k}] must be a numpy.ndarray, got {type(arr).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
     if arr.dtype != dtype:
-        raise TypeError(f"{name}[{k}] has dtype {arr.dtype}, expected {dtype}")
+        raise TypeError(f"{name} has dtype {arr.dtype}, expected {dtype}")
     if arr.size != n:
-        raise ValueError(f"{name}[{k}] has {arr.size} elements, expected {n}")
-    if not (arr.flags.c_contiguous and arr.flags.aligned):
-        raise ValueError(f"{name}[{k}] must be C-contiguous, aligned and in native byte order")
+        raise ValueError(f"{name} has {arr.size} elements, expected {n}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned and arr.dtype.isnative):
+        raise ValueError(f"{name} must be C-contiguous, aligned and in native byte order")
     if write and not arr.flags.writeable:
-        raise ValueError(f"{name}[{k}] is read-only")
+        raise ValueError(f"{name} is read-only")
     return arr.reshape(-1)
 
 
-def tensors(params, grads, **buffers):
-    """The per-tensor arguments of a ``*_group`` call: ``(k, param, grad, *buffers)`` flat views for
-    every tensor whose gradient is not None, all checked before the first is returned (so, like the
-    compiled group kernels, a rejected call changes nothing). A buffer list may be None (unused)."""
-    count = len(params)
-    for name, values in [("grads", grads), *buffers.items()]:
+def _check_overlap(spans):
+    """``spans``: (start, end, written, name); as ``Batch.check_overlap``."""
+    written = sorted((s for s in spans if s[2] and s[1] > s[0]), key=lambda s: s[0])
+    for a, b in zip(written, written[1:]):
+        if b[0] < a[1]:
+            raise _overlap_error(a[3], b[3])
+    for lo, hi, write, name in spans:
+        if write or hi == lo:
+            continue
+        j = np.searchsorted([s[1] for s in written], lo, side="right")  # the first that ends after lo
+        if j < len(written) and written[j][0] < hi:
+            raise _overlap_error(written[j][3], name)
+
+
+def tensors(names, lists, required, check_overlap=True, indexed=True):
+    """The per-tensor arguments of a ``*_batch`` call: ``(k, param, grad, *buffers)`` flat views for
+    every tensor whose gradient is not None, all checked first (as the runtime's ``Batch``): lists (or
+    tuples) aligned with the params, the first ``required`` of them not None; each array of the param's
+    dtype and size, C-contiguous; written arrays sharing no memory with any other array of the call."""
+    if not indexed:
+        names = tuple(n[:-1] if n.endswith("s") else n for n in names)
+    converted = []
+    for i, values in enumerate(lists):
+        if values is None:
+            if i < required:
+                raise TypeError(f"{names[i]} must be a list with one entry per param, got None")
+        elif not isinstance(values, (list, tuple)):
+            raise TypeError(f"{names[i]} must be a list with one entry per param, got {type(values).__name__}")
+        converted.append(None if values is None else tuple(values))
+    count = len(converted[0])
+    for name, values in zip(names[1:], converted[1:]):
         if values is not None and len(values) != count:
             raise ValueError(f"{name} has {len(values)} entries, expected {count} (one per param)")
-    work = []
-    for k, (p, g) in enumerate(zip(params, grads)):
-        if g is None:
+    work, spans = [], []
+    for k in range(count):
+        if converted[1][k] is None:
             continue
+        p = converted[0][k]
+        label = _label(names[0], k if indexed else -1)
         if not isinstance(p, np.ndarray):
-            raise TypeError(f"params[{k}] must be a numpy.ndarray, got {type(p).__name__}")
+            raise TypeError(f"{label} must be a numpy.ndarray, got {type(p).__name__}")
         if p.dtype not in (np.float32, np.float64):
-            raise TypeError(f"params[{k}] has dtype {p.dtype}, expected float32 or float64")
-        args = [k, flat(p, p.dtype, p.size, True, "params", k), flat(g, p.dtype, p.size, False, "grads", k)]
-        for name, values in buffers.items():
-            n = 1 if name in COUNTERS else p.size
-            args.append(None if values is None else flat(values[k], p.dtype, n, True, name, k))
+            raise TypeError(f"{label} has dtype {p.dtype}, expected float32 or float64")
+        args = [k]
+        for i, (name, values) in enumerate(zip(names, converted)):
+            if values is None:
+                args.append(None)
+                continue
+            n = 1 if name in COUNTERS or name + "s" in COUNTERS else p.size
+            label = _label(name, k if indexed else -1)
+            write = i != 1
+            try:
+                arr = _flat(values[k], p.dtype, n, write, label)
+            except ValueError as exc:
+                if i and "elements, expected" in str(exc):
+                    raise ValueError(f"{exc} (the size of {_label(names[0], k if indexed else -1)})") from None
+                raise
+            start = arr.__array_interface__["data"][0]
+            spans.append((start, start + arr.nbytes, write, label))
+            args.append(arr)
         work.append(args)
+    if check_overlap:
+        _check_overlap(spans)
     return work

@@ -7,21 +7,13 @@ import math
 
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size, effective_grad, tensors
+from ._util import Batch, effective_grad, real, run, tensors
 
 
-def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, beta1, beta2, eps,
-         weight_decay, maximize, decoupled_weight_decay, n_threads=1):
-    """One Adam step in place, as torch.optim.Adam (see the kernel's docstring)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
-                 max_exp_avg_sq=max_exp_avg_sq)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_size(n, exp_avg, "exp_avg")
-    check_size(n, exp_avg_sq, "exp_avg_sq")
-    if max_exp_avg_sq is not None:
-        check_size(n, max_exp_avg_sq, "max_exp_avg_sq")
+def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
+          maximize, decoupled_weight_decay):
+    """One Adam step on flat views (``adam`` checks them), as the kernel's prologue and ``_adam_span``;
+    ``max_exp_avg_sq`` is None unless amsgrad."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     bc1 = 1.0 - beta1 ** t                                                      # bc1
@@ -43,14 +35,8 @@ def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, bet
     param[...] = p + (neg_step_size * m) / denom                                # p_t
 
 
-def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize, n_threads=1):
-    """One Adamax step in place, as torch.optim.Adamax (eps inside the max)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, exp_avg=exp_avg, exp_inf=exp_inf)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_size(n, exp_avg, "exp_avg")
-    check_size(n, exp_inf, "exp_inf")
+def _adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize):
+    """One Adamax step on flat views, as the kernel's prologue and ``_adamax_span``."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     bc1 = 1.0 - beta1 ** t                                                      # bc1
@@ -63,17 +49,9 @@ def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight
     param[...] = param + (neg_step_size * m) / u                                # p_t
 
 
-def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
-          weight_decay, momentum_decay, maximize, decoupled_weight_decay, n_threads=1):
+def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
+          weight_decay, momentum_decay, maximize, decoupled_weight_decay):
     """One NAdam step in place, as torch.optim.NAdam (see the kernel's docstring)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, mu_product=mu_product, exp_avg=exp_avg,
-                 exp_avg_sq=exp_avg_sq)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_counter(mu_product, "mu_product")
-    check_size(n, exp_avg, "exp_avg")
-    check_size(n, exp_avg_sq, "exp_avg_sq")
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     bc2 = 1.0 - beta2 ** t                                                      # bc2
@@ -97,28 +75,90 @@ def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta
     param[...] = p + (coef_avg * m) / denom                                     # p_t
 
 
+ADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+
+
+def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, lr, beta1, beta2,
+               eps, weight_decay, maximize, decoupled_weight_decay, check_overlap=True, indexed=True):
+    """The checked work of an ``adam_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
+                 weight_decay=real(weight_decay), maximize=bool(maximize),
+                 decoupled_weight_decay=bool(decoupled_weight_decay))
+    work = tensors(ADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs), 5,
+                   check_overlap, indexed)
+    return Batch(_adam, [args[1:] for args in work], hyper)
+
+
+def adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, lr, beta1, beta2, eps,
+         weight_decay, maximize, decoupled_weight_decay, n_threads=1):
+    """One Adam step in place, as torch.optim.Adam (see the kernel's docstring)."""
+    run(adam_batch([param], [grad], [step], [exp_avg], [exp_avg_sq],
+                   None if max_exp_avg_sq is None else [max_exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2,
+                   eps=eps, weight_decay=weight_decay, maximize=maximize,
+                   decoupled_weight_decay=decoupled_weight_decay, indexed=False), n_threads)
+
+
 def adam_group(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, lr, beta1, beta2,
                eps, weight_decay, maximize, decoupled_weight_decay, n_threads=1):
     """``adam`` on every tensor of a group."""
-    for _, *args in tensors(params, grads, steps=steps, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
-                            max_exp_avg_sqs=max_exp_avg_sqs):
-        adam(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-             maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    run(adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr=lr, beta1=beta1,
+                   beta2=beta2, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                   decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+ADAMAX_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_infs")
+
+
+def adamax_batch(params, grads, steps, exp_avgs, exp_infs, *, lr, beta1, beta2, eps, weight_decay,
+                 maximize, check_overlap=True, indexed=True):
+    """The checked work of an ``adamax_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
+                 weight_decay=real(weight_decay), maximize=bool(maximize))
+    work = tensors(ADAMAX_NAMES, (params, grads, steps, exp_avgs, exp_infs), 5, check_overlap, indexed)
+    return Batch(_adamax, [args[1:] for args in work], hyper)
+
+
+def adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize,
+           n_threads=1):
+    """One Adamax step in place, as torch.optim.Adamax (eps inside the max)."""
+    run(adamax_batch([param], [grad], [step], [exp_avg], [exp_inf], lr=lr, beta1=beta1, beta2=beta2,
+                     eps=eps, weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
 
 
 def adamax_group(params, grads, steps, exp_avgs, exp_infs, *, lr, beta1, beta2, eps, weight_decay,
                  maximize, n_threads=1):
     """``adamax`` on every tensor of a group."""
-    for _, *args in tensors(params, grads, steps=steps, exp_avgs=exp_avgs, exp_infs=exp_infs):
-        adamax(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-               maximize=maximize)
+    run(adamax_batch(params, grads, steps, exp_avgs, exp_infs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                     weight_decay=weight_decay, maximize=maximize), n_threads)
+
+
+NADAM_NAMES = ("params", "grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs")
+
+
+def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps,
+                weight_decay, momentum_decay, maximize, decoupled_weight_decay, check_overlap=True,
+                indexed=True):
+    """The checked work of an ``nadam_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
+                 weight_decay=real(weight_decay), momentum_decay=real(momentum_decay),
+                 maximize=bool(maximize), decoupled_weight_decay=bool(decoupled_weight_decay))
+    work = tensors(NADAM_NAMES, (params, grads, steps, mu_products, exp_avgs, exp_avg_sqs), 6,
+                   check_overlap, indexed)
+    return Batch(_nadam, [args[1:] for args in work], hyper)
+
+
+def nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
+          momentum_decay, maximize, decoupled_weight_decay, n_threads=1):
+    """One NAdam step in place, as torch.optim.NAdam (see the kernel's docstring)."""
+    run(nadam_batch([param], [grad], [step], [mu_product], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1,
+                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay, indexed=False),
+        n_threads)
 
 
 def nadam_group(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps,
                 weight_decay, momentum_decay, maximize, decoupled_weight_decay, n_threads=1):
     """``nadam`` on every tensor of a group."""
-    for _, *args in tensors(params, grads, steps=steps, mu_products=mu_products, exp_avgs=exp_avgs,
-                            exp_avg_sqs=exp_avg_sqs):
-        nadam(*args, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-              momentum_decay=momentum_decay, maximize=maximize,
-              decoupled_weight_decay=decoupled_weight_decay)
+    run(nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1,
+                    beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                    maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), n_threads)

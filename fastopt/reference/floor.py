@@ -1,23 +1,31 @@
 """Pure-NumPy twin of ``fastopt/_kernels/floor.pyx``: the memory traffic of a step with no math."""
-from ._util import check_dtypes, check_size, tensors
+from ._util import Batch, run, tensors
 
 
-def floor(param, grad, s1=None, s2=None, s3=None, *, n_threads=1):
-    """``p += g`` and ``s += g`` for each given state buffer (fill them in order: s1, s2, s3)."""
-    if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
-        raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    check_dtypes(param, grad=grad, s1=s1, s2=s2, s3=s3)
-    for buf, name in ((grad, "grad"), (s1, "s1"), (s2, "s2"), (s3, "s3")):
-        if buf is not None:
-            check_size(param.size, buf, name)
+def _floor(param, grad, s1, s2, s3):
+    """``p += g`` and ``s += g`` for each given state buffer, on flat views."""
     for buf in (param, s1, s2, s3):
         if buf is not None:
             buf += grad
 
 
-def floor_group(params, grads, s1=None, s2=None, s3=None, *, n_threads=1):
-    """``floor`` on every tensor of a list."""
+FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")
+
+
+def floor_batch(params, grads, s1=None, s2=None, s3=None, *, check_overlap=True, indexed=True):
+    """The checked work of a ``floor_group`` call, for ``run``."""
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    for _, *args in tensors(params, grads, s1=s1, s2=s2, s3=s3):
-        floor(*args)
+    work = tensors(FLOOR_NAMES, (params, grads, s1, s2, s3), 2, check_overlap, indexed)
+    return Batch(_floor, [args[1:] for args in work], {})
+
+
+def floor(param, grad, s1=None, s2=None, s3=None, *, n_threads=1):
+    """``p += g`` and ``s += g`` for each given state buffer (fill them in order: s1, s2, s3)."""
+    run(floor_batch([param], [grad], *[None if s is None else [s] for s in (s1, s2, s3)], indexed=False),
+        n_threads)
+
+
+def floor_group(params, grads, s1=None, s2=None, s3=None, *, n_threads=1):
+    """``floor`` on every tensor of a list."""
+    run(floor_batch(params, grads, s1, s2, s3), n_threads)

@@ -5,16 +5,11 @@ array dtype (NEP 50) exactly as the kernel casts them; float32 results are bit-i
 """
 import numpy as np
 
-from ._util import check_counter, check_dtypes, check_size, effective_grad, tensors
+from ._util import Batch, effective_grad, real, run, tensors
 
 
-def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize, n_threads=1):
+def _adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize):
     """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, state_sum=state_sum)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_size(n, state_sum, "state_sum")
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                              # clr
@@ -24,21 +19,10 @@ def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, ma
     param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps)                     # p_t
 
 
-def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, *, lr, alpha, eps,
-            weight_decay, momentum, maximize, n_threads=1):
-    """One RMSprop step in place, as torch.optim.RMSprop (see the kernel's docstring)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, square_avg=square_avg,
-                 momentum_buffer=momentum_buffer, grad_avg=grad_avg)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_size(n, square_avg, "square_avg")
-    if momentum > 0.0:
-        if momentum_buffer is None:
-            raise ValueError("momentum_buffer is required when momentum > 0")
-        check_size(n, momentum_buffer, "momentum_buffer")
-    if grad_avg is not None:
-        check_size(n, grad_avg, "grad_avg")
+def _rmsprop(param, grad, step, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay,
+             momentum, maximize):
+    """One RMSprop step on flat views (``rmsprop`` checks them), as the kernel's ``_rmsprop_span``.
+    ``momentum_buffer`` is None unless momentum > 0, ``grad_avg`` unless centered."""
     step += 1                                                                   # t
     g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     v = alpha * square_avg + ((1.0 - alpha) * g) * g                            # v_t
@@ -56,14 +40,8 @@ def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, 
         param[...] = param + (-lr * g) / avg                                    # p_t
 
 
-def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, n_threads=1):
+def _adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize):
     """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots)."""
-    n = param.size
-    check_dtypes(param, grad=grad, step=step, square_avg=square_avg, acc_delta=acc_delta)
-    check_size(n, grad, "grad")
-    check_counter(step, "step")
-    check_size(n, square_avg, "square_avg")
-    check_size(n, acc_delta, "acc_delta")
     step += 1                                                                   # t
     g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
     v = rho * square_avg + ((1.0 - rho) * g) * g                                # v_t
@@ -73,27 +51,84 @@ def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_d
     param[...] = param - lr * dx                                                # p_t
 
 
+ADAGRAD_NAMES = ("params", "grads", "steps", "state_sums")
+
+
+def adagrad_batch(params, grads, steps, state_sums, *, lr, lr_decay, eps, weight_decay, maximize,
+                  check_overlap=True, indexed=True):
+    """The checked work of an ``adagrad_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), lr_decay=real(lr_decay), eps=real(eps), weight_decay=real(weight_decay),
+                 maximize=bool(maximize))
+    work = tensors(ADAGRAD_NAMES, (params, grads, steps, state_sums), 4, check_overlap, indexed)
+    return Batch(_adagrad, [args[1:] for args in work], hyper)
+
+
+def adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize, n_threads=1):
+    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
+    run(adagrad_batch([param], [grad], [step], [state_sum], lr=lr, lr_decay=lr_decay, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
+
+
 def adagrad_group(params, grads, steps, state_sums, *, lr, lr_decay, eps, weight_decay, maximize,
                   n_threads=1):
     """``adagrad`` on every tensor of a group."""
-    for _, *args in tensors(params, grads, steps=steps, state_sums=state_sums):
-        adagrad(*args, lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay, maximize=maximize)
+    run(adagrad_batch(params, grads, steps, state_sums, lr=lr, lr_decay=lr_decay, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize), n_threads)
+
+
+RMSPROP_NAMES = ("params", "grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs")
+
+
+def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *, lr, alpha,
+                  eps, weight_decay, momentum, maximize, check_overlap=True, indexed=True):
+    """The checked work of an ``rmsprop_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), alpha=real(alpha), eps=real(eps), weight_decay=real(weight_decay),
+                 momentum=real(momentum), maximize=bool(maximize))
+    if hyper["momentum"] > 0.0 and momentum_buffers is None:
+        raise TypeError(f"momentum_buffer{'s are' if indexed else ' is'} required when momentum > 0")
+    work = tensors(RMSPROP_NAMES, (params, grads, steps, square_avgs,
+                                   momentum_buffers if hyper["momentum"] > 0.0 else None, grad_avgs), 4,
+                   check_overlap, indexed)
+    return Batch(_rmsprop, [args[1:] for args in work], hyper)
+
+
+def rmsprop(param, grad, step, square_avg, momentum_buffer=None, grad_avg=None, *, lr, alpha, eps,
+            weight_decay, momentum, maximize, n_threads=1):
+    """One RMSprop step in place, as torch.optim.RMSprop (see the kernel's docstring)."""
+    run(rmsprop_batch([param], [grad], [step], [square_avg],
+                      None if momentum_buffer is None else [momentum_buffer],
+                      None if grad_avg is None else [grad_avg], lr=lr, alpha=alpha, eps=eps,
+                      weight_decay=weight_decay, momentum=momentum, maximize=maximize, indexed=False),
+        n_threads)
 
 
 def rmsprop_group(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *, lr, alpha,
                   eps, weight_decay, momentum, maximize, n_threads=1):
-    """``rmsprop`` on every tensor of a group (centered when ``grad_avgs`` is given)."""
-    if momentum > 0.0 and momentum_buffers is None:
-        raise ValueError("momentum_buffers are required when momentum > 0")
-    for _, *args in tensors(params, grads, steps=steps, square_avgs=square_avgs,
-                            momentum_buffers=momentum_buffers if momentum > 0.0 else None,
-                            grad_avgs=grad_avgs):
-        rmsprop(*args, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                maximize=maximize)
+    """``rmsprop`` on every tensor of a group."""
+    run(rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs, lr=lr, alpha=alpha,
+                      eps=eps, weight_decay=weight_decay, momentum=momentum, maximize=maximize), n_threads)
+
+
+ADADELTA_NAMES = ("params", "grads", "steps", "square_avgs", "acc_deltas")
+
+
+def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize,
+                   check_overlap=True, indexed=True):
+    """The checked work of an ``adadelta_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), rho=real(rho), eps=real(eps), weight_decay=real(weight_decay),
+                 maximize=bool(maximize))
+    work = tensors(ADADELTA_NAMES, (params, grads, steps, square_avgs, acc_deltas), 5, check_overlap, indexed)
+    return Batch(_adadelta, [args[1:] for args in work], hyper)
+
+
+def adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, n_threads=1):
+    """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots)."""
+    run(adadelta_batch([param], [grad], [step], [square_avg], [acc_delta], lr=lr, rho=rho, eps=eps,
+                       weight_decay=weight_decay, maximize=maximize, indexed=False), n_threads)
 
 
 def adadelta_group(params, grads, steps, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize,
                    n_threads=1):
     """``adadelta`` on every tensor of a group."""
-    for _, *args in tensors(params, grads, steps=steps, square_avgs=square_avgs, acc_deltas=acc_deltas):
-        adadelta(*args, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+    run(adadelta_batch(params, grads, steps, square_avgs, acc_deltas, lr=lr, rho=rho, eps=eps,
+                       weight_decay=weight_decay, maximize=maximize), n_threads)

@@ -1,0 +1,308 @@
+/* fastopt's thread pool: the executor of every kernel call (included by _runtime.pyx only).
+ *
+ * A call is a list of work items; item k covers elements [offsets[k], offsets[k+1]) of the concatenation
+ * of all items, and starts with an fo_head naming the function that updates a range of its elements.
+ * Large calls are cut into fixed, 64-byte-aligned chunks that threads claim one at a time:
+ *
+ *   - the calling thread works too: it publishes the job, wakes the helpers and claims chunks itself;
+ *   - a helper that has not woken yet claims nothing, and the caller does not wait for it: it waits only
+ *     for chunks that a helper has already claimed (and is running);
+ *   - every element is computed by the same code whichever thread runs its chunk, so results are
+ *     bit-identical for any thread count and any interleaving.
+ *
+ * Claims are one compare-and-swap on a 64-bit word, (generation << 32) | chunks left (handed out from the
+ * last chunk down). A claim names its job's generation, so a helper that wakes late can never run a
+ * chunk of the next job with the previous job's pointers: a successful claim also pins the job, which
+ * cannot finish (and be replaced) before that chunk is counted done.
+ *
+ * fork: the pool's threads do not exist in a child. An atfork handler resets the pool in the child, which
+ * starts new helpers on its first threaded call (GNU libgomp would hang there instead).
+ *
+ * Helpers sleep on a condition variable between jobs (after a short spin), so an idle pool costs nothing
+ * and a helper woken on a busy machine gets the scheduler's sleeper credit.
+ */
+#ifndef FASTOPT_POOL_H
+#define FASTOPT_POOL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
+#  include <process.h>
+#else
+#  include <pthread.h>
+#  include <sched.h>
+#endif
+
+typedef void (*fo_chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi);
+typedef void (*fo_prologue_fn)(void* work);
+
+/* Every work item starts with this header. */
+typedef struct {
+    fo_chunk_fn chunk;        /* updates elements [lo, hi) of this item */
+    fo_prologue_fn prologue;  /* once per call, before any chunk (step counters, step scalars), or NULL */
+} fo_head;
+
+#define FO_ALIGN 16               /* chunk boundaries: multiples of 16 elements (64 bytes of float32) */
+#define FO_CHUNK_MIN 4096         /* elements */
+#define FO_CHUNK_MAX 65536
+#define FO_CHUNKS_PER_THREAD 16
+#define FO_MAX_THREADS 256
+#define FO_SPIN 2000              /* pause iterations a helper spins for the next job before sleeping */
+
+/* -- atomics ----------------------------------------------------------------------------------------- */
+#if defined(_MSC_VER) && !defined(__clang__)
+typedef volatile LONG64 fo_atomic;
+static __forceinline int64_t fo_load(fo_atomic* p) { return InterlockedCompareExchange64(p, 0, 0); }
+static __forceinline void fo_store(fo_atomic* p, int64_t v) { InterlockedExchange64(p, v); }
+static __forceinline int fo_cas(fo_atomic* p, int64_t expected, int64_t desired) {
+    return InterlockedCompareExchange64(p, desired, expected) == expected;
+}
+static __forceinline int64_t fo_add(fo_atomic* p, int64_t v) { return InterlockedExchangeAdd64(p, v); }
+#  define fo_pause() YieldProcessor()
+#else
+typedef int64_t fo_atomic;
+static inline int64_t fo_load(fo_atomic* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void fo_store(fo_atomic* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int fo_cas(fo_atomic* p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline int64_t fo_add(fo_atomic* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+#  if defined(__x86_64__) || defined(__i386__)
+#    define fo_pause() __builtin_ia32_pause()
+#  elif defined(__aarch64__) || defined(__arm__)
+#    define fo_pause() __asm__ __volatile__("yield")
+#  else
+#    define fo_pause() ((void)0)
+#  endif
+#endif
+
+/* -- mutex, condition variable, thread ----------------------------------------------------------------- */
+#if defined(_WIN32)
+typedef SRWLOCK fo_mutex;
+typedef CONDITION_VARIABLE fo_cond;
+static void fo_mutex_init(fo_mutex* m) { InitializeSRWLock(m); }
+static void fo_lock(fo_mutex* m) { AcquireSRWLockExclusive(m); }
+static void fo_unlock(fo_mutex* m) { ReleaseSRWLockExclusive(m); }
+static void fo_cond_init(fo_cond* c) { InitializeConditionVariable(c); }
+static void fo_wait(fo_cond* c, fo_mutex* m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void fo_signal_all(fo_cond* c) { WakeAllConditionVariable(c); }
+#else
+typedef pthread_mutex_t fo_mutex;
+typedef pthread_cond_t fo_cond;
+static void fo_mutex_init(fo_mutex* m) { pthread_mutex_init(m, NULL); }
+static void fo_lock(fo_mutex* m) { pthread_mutex_lock(m); }
+static void fo_unlock(fo_mutex* m) { pthread_mutex_unlock(m); }
+static void fo_cond_init(fo_cond* c) { pthread_cond_init(c, NULL); }
+static void fo_wait(fo_cond* c, fo_mutex* m) { pthread_cond_wait(c, m); }
+static void fo_signal_all(fo_cond* c) { pthread_cond_broadcast(c); }
+#endif
+
+/* -- the pool ------------------------------------------------------------------------------------------- */
+typedef struct {
+    /* The job: written by the submitter before it publishes `claim`; read by a helper only after a
+       successful claim (which pins the job until that chunk is counted in `done`). */
+    void** items;
+    const Py_ssize_t* offsets;
+    Py_ssize_t count, total, chunk, nchunks;
+    fo_atomic claim;          /* (generation << 32) | chunks not yet handed out */
+    fo_atomic done;           /* chunks finished in this job */
+    fo_atomic want;           /* helpers asked to work (n_threads - 1): helper i works if i < want */
+    fo_atomic busy;           /* 1 while a submitter owns the pool; a second submitter runs serially */
+    /* under `lock` */
+    fo_mutex lock;
+    fo_cond wake;             /* helpers sleep here between jobs */
+    fo_cond finished;         /* the submitter sleeps here for chunks still running in helpers */
+    uint32_t generation;
+    int helpers;              /* threads started */
+    int sleepers;
+    int waiting;              /* the submitter sleeps on `finished` */
+    /* statistics (fastopt._kernels._runtime.pool_stats) */
+    fo_atomic jobs;           /* calls run on more than one thread */
+    fo_atomic serial;         /* calls that asked for threads but ran on the caller (pool busy) */
+    fo_atomic helper_chunks;  /* chunks run by helpers */
+} fo_pool;
+
+static fo_pool fo_P;
+
+static void fo_reset(void) {
+    /* A new process image (first use, or the child of a fork: the parent's helpers are gone and the
+       lock may have been held by one of them). */
+    memset(&fo_P, 0, sizeof(fo_P));
+    fo_mutex_init(&fo_P.lock);
+    fo_cond_init(&fo_P.wake);
+    fo_cond_init(&fo_P.finished);
+}
+
+/* Run elements [lo, hi) of the concatenation of `count` items. */
+static void fo_run_range(void** items, const Py_ssize_t* offsets, Py_ssize_t count, Py_ssize_t lo,
+                         Py_ssize_t hi) {
+    Py_ssize_t left = 0, right = count, mid, k, a, b;
+    while (left < right) {  /* the first item that ends after lo */
+        mid = left + (right - left) / 2;
+        if (offsets[mid + 1] <= lo) left = mid + 1; else right = mid;
+    }
+    for (k = left; k < count && offsets[k] < hi; k++) {
+        a = (lo > offsets[k] ? lo : offsets[k]) - offsets[k];
+        b = (hi < offsets[k + 1] ? hi : offsets[k + 1]) - offsets[k];
+        if (b > a) ((fo_head*)items[k])->chunk(items[k], a, b);
+    }
+}
+
+/* Claim and run chunks of job `generation` until none are left. */
+static void fo_work(uint32_t generation, int helper) {
+    for (;;) {
+        int64_t c = fo_load(&fo_P.claim);
+        if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return;
+        if (!fo_cas(&fo_P.claim, c, c - 1)) continue;
+        /* chunk (left - 1) is ours, and the job stays put until we count it done */
+        Py_ssize_t index = (Py_ssize_t)(c & 0xffffffff) - 1, nchunks = fo_P.nchunks;
+        Py_ssize_t lo = index * fo_P.chunk, hi = lo + fo_P.chunk;
+        if (hi > fo_P.total) hi = fo_P.total;
+        fo_run_range(fo_P.items, fo_P.offsets, fo_P.count, lo, hi);
+        if (helper) fo_add(&fo_P.helper_chunks, 1);
+        if (fo_add(&fo_P.done, 1) + 1 == nchunks) {
+            fo_lock(&fo_P.lock);
+            if (fo_P.waiting) fo_signal_all(&fo_P.finished);
+            fo_unlock(&fo_P.lock);
+        }
+    }
+}
+
+static void fo_helper_loop(int id) {
+    uint32_t seen;
+    int i;
+    fo_lock(&fo_P.lock);
+    seen = fo_P.generation - 1;  /* the job this helper was started for, if it is still open */
+    for (;;) {
+        while (fo_P.generation == seen) {
+            fo_P.sleepers++;
+            fo_wait(&fo_P.wake, &fo_P.lock);
+            fo_P.sleepers--;
+        }
+        seen = fo_P.generation;
+        fo_unlock(&fo_P.lock);
+        for (;;) {
+            if (id < fo_load(&fo_P.want)) fo_work(seen, 1);
+            /* a short spin: back-to-back calls (one per parameter group, or a tight training loop) find
+               the helper awake */
+            for (i = 0; i < FO_SPIN; i++) {
+                if ((uint32_t)((uint64_t)fo_load(&fo_P.claim) >> 32) != seen) break;
+                fo_pause();
+            }
+            if (i == FO_SPIN) break;
+            seen = (uint32_t)((uint64_t)fo_load(&fo_P.claim) >> 32);
+        }
+        fo_lock(&fo_P.lock);  /* a job published since `seen` is taken at the top of the loop */
+    }
+}
+
+#if defined(_WIN32)
+static unsigned __stdcall fo_helper_main(void* arg) { fo_helper_loop((int)(intptr_t)arg); return 0; }
+static int fo_start_thread(int id) {
+    uintptr_t h = _beginthreadex(NULL, 0, fo_helper_main, (void*)(intptr_t)id, 0, NULL);
+    if (h == 0) return 0;
+    CloseHandle((HANDLE)h);
+    return 1;
+}
+#else
+static void* fo_helper_main(void* arg) { fo_helper_loop((int)(intptr_t)arg); return NULL; }
+static int fo_start_thread(int id) {
+    pthread_t thread;
+    pthread_attr_t attr;
+    int ok;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&thread, &attr, fo_helper_main, (void*)(intptr_t)id) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+static void fo_atfork_child(void) { fo_reset(); }
+#endif
+
+static int fo_initialized = 0;
+
+static void fo_init(void) {
+    if (fo_initialized) return;
+    fo_initialized = 1;
+    fo_reset();
+#if !defined(_WIN32)
+    pthread_atfork(NULL, NULL, fo_atfork_child);
+#endif
+}
+
+/* Start helpers until there are `wanted` (or thread creation fails); returns how many there are. */
+static int fo_ensure_helpers(int wanted) {
+    fo_lock(&fo_P.lock);
+    while (fo_P.helpers < wanted && fo_start_thread(fo_P.helpers)) fo_P.helpers++;
+    wanted = fo_P.helpers < wanted ? fo_P.helpers : wanted;
+    fo_unlock(&fo_P.lock);
+    return wanted;
+}
+
+/* Run every element of `count` items with up to n_threads threads (the caller included). `parallel_min`:
+   elements below which a call stays on the caller, and the least each thread is given. */
+static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
+                   Py_ssize_t parallel_min) {
+    Py_ssize_t total = offsets[count], chunk, nchunks;
+    int helpers = n_threads - 1, spin;
+    uint32_t generation;
+    if (total < parallel_min) helpers = 0;
+    else if (helpers > total / (parallel_min / 2) - 1) helpers = (int)(total / (parallel_min / 2) - 1);
+    if (helpers > FO_MAX_THREADS - 1) helpers = FO_MAX_THREADS - 1;
+    if (helpers < 1) {
+        fo_run_range(items, offsets, count, 0, total);
+        return;
+    }
+    if (!fo_cas(&fo_P.busy, 0, 1)) {  /* another thread is using the pool: no waiting for it */
+        fo_add(&fo_P.serial, 1);
+        fo_run_range(items, offsets, count, 0, total);
+        return;
+    }
+    helpers = fo_ensure_helpers(helpers);
+    if (helpers < 1) {
+        fo_store(&fo_P.busy, 0);
+        fo_run_range(items, offsets, count, 0, total);
+        return;
+    }
+    chunk = total / ((Py_ssize_t)(helpers + 1) * FO_CHUNKS_PER_THREAD);
+    if (chunk < FO_CHUNK_MIN) chunk = FO_CHUNK_MIN;
+    if (chunk > FO_CHUNK_MAX) chunk = FO_CHUNK_MAX;
+    if (chunk < total / 0x7fffffff + 1) chunk = total / 0x7fffffff + 1;  /* the count fits in 32 bits */
+    chunk = (chunk + FO_ALIGN - 1) / FO_ALIGN * FO_ALIGN;
+    nchunks = (total + chunk - 1) / chunk;
+
+    fo_P.items = items;
+    fo_P.offsets = offsets;
+    fo_P.count = count;
+    fo_P.total = total;
+    fo_P.chunk = chunk;
+    fo_P.nchunks = nchunks;
+    fo_store(&fo_P.done, 0);
+    fo_store(&fo_P.want, helpers);
+    fo_add(&fo_P.jobs, 1);
+    fo_lock(&fo_P.lock);
+    generation = ++fo_P.generation;
+    fo_store(&fo_P.claim, (int64_t)(((uint64_t)generation << 32) | (uint64_t)nchunks));
+    if (fo_P.sleepers) fo_signal_all(&fo_P.wake);
+    fo_unlock(&fo_P.lock);
+
+    fo_work(generation, 0);  /* the caller works too */
+
+    /* every chunk is claimed: wait only for those still running in a helper */
+    for (spin = 0; spin < 4 * FO_SPIN && fo_load(&fo_P.done) != nchunks; spin++) fo_pause();
+    if (fo_load(&fo_P.done) != nchunks) {
+        fo_lock(&fo_P.lock);
+        fo_P.waiting = 1;
+        while (fo_load(&fo_P.done) != nchunks) fo_wait(&fo_P.finished, &fo_P.lock);
+        fo_P.waiting = 0;
+        fo_unlock(&fo_P.lock);
+    }
+    fo_store(&fo_P.busy, 0);
+}
+
+#endif /* FASTOPT_POOL_H */

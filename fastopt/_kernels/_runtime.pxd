@@ -1,0 +1,44 @@
+# The runtime's C-level API for the kernel modules (cimported by each of them, in each ISA variant).
+#
+# A kernel call is two phases. ``*_batch`` checks every array of the call with the GIL held and records
+# one work item per tensor in a ``Batch`` (which keeps a reference to every array it points into);
+# ``run(batches, n_threads)`` then runs the items of one or more batches as one job on the thread pool.
+# Nothing is written before every batch of a step has been built, so a rejected step changes nothing.
+
+ctypedef void (*chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
+ctypedef void (*prologue_fn)(void* work) noexcept nogil  # per item, before any chunk: step counters
+
+ctypedef struct WorkHead:
+    # Every work struct starts with this (the pool reads it as its ``fo_head``).
+    chunk_fn chunk
+    prologue_fn prologue
+
+ctypedef struct Span:
+    # The bytes [lo, hi) of one array of a call, for the overlap check; named ``names[name][k]``
+    # (or ``names[name]`` when k < 0).
+    const char* lo
+    const char* hi
+    Py_ssize_t name
+    Py_ssize_t k
+    bint write
+
+cdef class Batch:
+    cdef char* works              # capacity work structs of ``size`` bytes
+    cdef void** items             # the ones added, in order
+    cdef Py_ssize_t* offsets      # element offsets of the items in the job (count + 1)
+    cdef Span* spans
+    cdef Py_ssize_t size, count, capacity, nspans, span_capacity
+    cdef readonly tuple names     # the call's argument names, for messages: ("params", "grads", ...)
+    cdef readonly tuple lists     # the per-tensor arguments as tuples: the references a run holds
+    cdef bint indexed             # a group call (names[i][k]) or a single-tensor one (names[i] singular)
+    cdef void* add(self, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
+                   Py_ssize_t* n) except NULL
+    cdef void* data(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+                    Py_ssize_t k) except? NULL
+    cdef void* add_raw(self, WorkHead head, Py_ssize_t n) except NULL
+    cdef int span(self, const void* data, Py_ssize_t nbytes, bint write, Py_ssize_t name,
+                  Py_ssize_t k) except -1
+    cpdef check_overlap(self)
+
+
+cpdef run(batches, n_threads=*)
