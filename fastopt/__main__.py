@@ -20,7 +20,9 @@ import io
 import math
 import os
 import platform
+import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -423,6 +425,74 @@ def overhead_lines(torch, args):
           f"/ {OVERHEAD_TENSORS - 1}: " + ", ".join(per_tensor(name) for name in steps))
 
 
+BUSY_SIZE = 1_000_000  # Adam float32: a step of about a millisecond
+
+
+def step_percentiles(contenders, rounds):
+    """Each contender called once per round, interleaved; returns {name: sorted per-call seconds}."""
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, (threads, step) in contenders.items():
+            set_num_threads(threads)
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(values) for name, values in times.items()}
+
+
+def percentile(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
+def busy_table(torch, args):
+    """Adam float32 at BUSY_SIZE, every thread count against one thread, first on a quiet machine, then
+    with one CPU-bound process per usable core competing for every core (the caller must not wait for a
+    helper thread the OS has descheduled)."""
+    cpus, adam = usable_cpus(), BY_NAME["Adam"]
+    rounds = 31 if args.quick else 301
+    contenders = {"fastopt 1 thread": (1, fastopt_step(adam, "cython", "float32", BUSY_SIZE))}
+    if cpus > 1:
+        contenders[f"fastopt {cpus} threads"] = (cpus, fastopt_step(adam, "cython", "float32", BUSY_SIZE))
+    if torch is not None:
+        torch_adam = torch_step(torch, adam, "float32", BUSY_SIZE)
+
+        def torch_on(n):
+            def step():
+                torch.set_num_threads(n)
+                torch_adam()
+            return step
+        contenders["torch fused 1 thread"] = (1, torch_on(1))
+        if cpus > 1:
+            contenders[f"torch fused {cpus} threads"] = (cpus, torch_on(cpus))
+    print()
+    print(f"Busy machine: Adam float32, n = {sci(BUSY_SIZE)}, {rounds} steps of each contender interleaved; "
+          "p50/p90 of the per-step times; x1: the ratio to the same library on 1 thread (< 1: faster)")
+    header = ["load", "contender", "p50", "p90", "p50 x1", "p90 x1"]
+    widths = [27, max(map(len, contenders)), 9, 9, 6, 6]
+    print_header(header, widths)
+    saved = get_num_threads()
+    busy = []
+    try:
+        for load in ("quiet", f"{cpus} busy processes (1/core)"):
+            if load != "quiet":
+                busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
+                time.sleep(0.5)  # let the scheduler spread them
+            step_percentiles(contenders, max(3, rounds // 10))  # warm-up
+            times = step_percentiles(contenders, rounds)
+            for name, values in times.items():
+                single = times[name.split(" ")[0] + (" fused" if name.startswith("torch") else "") + " 1 thread"]
+                print_row([load, name, format_time(percentile(values, 0.5)), format_time(percentile(values, 0.9)),
+                           f"{percentile(values, 0.5) / percentile(single, 0.5):.2f}",
+                           f"{percentile(values, 0.9) / percentile(single, 0.9):.2f}"], widths)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+        set_num_threads(saved)
+        if torch is not None:
+            torch.set_num_threads(saved)
+
+
 def run_bench(args, parser):
     cases = selected_cases(args, parser)
     threads = args.threads or sorted({1, usable_cpus()})
@@ -433,6 +503,7 @@ def run_bench(args, parser):
     single_tensor_table(cases, threads, torch, args)
     model_table(cases if args.models_all else [BY_NAME["Adam"]], threads, torch, args)
     overhead_lines(torch, args)
+    busy_table(torch, args)
     return 0
 
 

@@ -10,6 +10,7 @@ group's kernel builds its work items (``*_batch``, which checks its arrays again
 ``_Plan``, rebuilt when the params, the state entries or the hyperparameters change.
 """
 import copy
+import inspect
 import threading
 from collections.abc import Hashable
 
@@ -78,8 +79,8 @@ class _Plan:
     group, the state arrays in the kernel's order) once every param has its state (``complete``), and
     ``written`` (the memory a step writes, for the gradients' overlap check)."""
 
-    __slots__ = ("version", "lists", "params", "starts", "frozen", "specs", "kwargs", "buffers", "complete",
-                 "written")
+    __slots__ = ("version", "lists", "params", "starts", "frozen", "specs", "kwargs", "args", "buffers",
+                 "complete", "written", "batch", "run")
 
 
 class Optimizer:
@@ -190,20 +191,38 @@ class Optimizer:
             plan = self._current_plan()
             grads = _runtime.check_grads(grads, plan.params, plan.written)
             created = None if plan.complete else self._create_state(plan, grads)
-            backend = BACKENDS[self.backend]
-            batch = getattr(backend, self._kernel + "_batch")
             try:
-                batches = [self._batch(batch, plan, i, grads, created) for i in range(len(plan.lists))]
+                if len(plan.lists) == 1 and not created:  # the common case, in short
+                    batches = plan.batch(plan.lists[0], grads, *plan.buffers[0], *plan.args[0])
+                else:
+                    batches = [self._batch(plan, i, grads, created) for i in range(len(plan.lists))]
             except BaseException:
                 self._forget(created)
                 raise
-            backend.run(batches, get_num_threads())
+            plan.run(batches, get_num_threads())
 
-    def _batch(self, batch, plan, i, grads, created):
-        """Group i's checked work items: ``batch(params, grads, *buffers, **kwargs)``."""
+    def _batch(self, plan, i, grads, created):
+        """Group i's checked work items: ``batch(params, grads, *buffers, *hyperparameters)``."""
         start, params = plan.starts[i], plan.lists[i]
-        group_grads = grads if len(params) == len(grads) else grads[start:start + len(params)]
-        return batch(params, group_grads, *plan.buffers[i], **plan.kwargs[i], check_overlap=False)
+        return plan.batch(params, grads[start:start + len(params)], *plan.buffers[i], *plan.args[i])
+
+    @classmethod
+    def _hyperparameter_names(cls):
+        """The names of the kernel's hyperparameters, in the order its ``*_batch`` takes them (after
+        the params, grads and ``_buffers``; up to ``check_overlap``, which the plan passes as False)."""
+        names = cls.__dict__.get("_batch_hyperparameters")
+        if names is None:
+            signature = inspect.signature(getattr(kernels, cls._kernel + "_batch"))
+            names = list(signature.parameters)
+            names = tuple(names[2 + len(cls._buffers):names.index("check_overlap")])
+            cls._batch_hyperparameters = names
+        return names
+
+    def _kernel_args(self, frozen):
+        """A group's kernel keywords (``_kernel_kwargs`` of its frozen hyperparameters) and, from them,
+        the batch's positional hyperparameter arguments (ending with check_overlap=False)."""
+        kwargs = self._kernel_kwargs(dict(zip(self._keys, frozen)))
+        return kwargs, tuple(kwargs.get(name) for name in self._hyperparameter_names()) + (False,)
 
     def _current_plan(self):
         """The plan for the current params, state and hyperparameters (rebuilt when they changed)."""
@@ -216,7 +235,7 @@ class Optimizer:
             if frozen != plan.frozen[i]:
                 self._check_hyperparameters(group)
                 spec = self._state_spec(group)
-                plan.kwargs[i] = self._kernel_kwargs(dict(zip(self._keys, frozen)))
+                plan.kwargs[i], plan.args[i] = self._kernel_args(frozen)
                 plan.frozen[i] = frozen
                 if list(spec) != list(plan.specs[i]):
                     plan.specs[i], plan.complete = spec, False
@@ -266,7 +285,9 @@ class Optimizer:
         plan = _Plan()
         plan.lists = tuple(group["params"] for group in groups)
         plan.params, plan.starts, plan.frozen, plan.specs = params, starts, frozen, specs
-        plan.kwargs = [self._kernel_kwargs(dict(zip(self._keys, values))) for values in frozen]
+        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(values) for values in frozen]))
+        backend = BACKENDS[self.backend]
+        plan.batch, plan.run = getattr(backend, self._kernel + "_batch"), backend.run
         plan.written = written
         plan.buffers = self._group_buffers(plan)
         plan.version = self._version[0]

@@ -21,6 +21,10 @@ class FlatParams:
 
     All parameters share one dtype and one set of hyperparameters (use one FlatParams per parameter
     group for per-group settings, e.g. no weight decay on biases).
+
+    Pickling and ``copy.deepcopy`` keep the structure: the copy's ``params`` and ``grads`` are views
+    into the copy's ``data`` and ``grad`` (and an optimizer pickled together with it still steps the
+    copy's ``data``).
     """
 
     def __init__(self, arrays_or_shapes, dtype=None):
@@ -38,14 +42,25 @@ class FlatParams:
             shapes = [tuple(int(n) for n in (s if isinstance(s, (tuple, list)) else (s,))) for s in items]
         if dtype not in check.FLOAT_DTYPES:
             raise TypeError(f"FlatParams dtype must be float32 or float64, got {dtype}")
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.data = np.zeros(offsets[-1], dtype)
-        self.grad = np.zeros(offsets[-1], dtype)
-        self.params = [self.data[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
-        self.grads = [self.grad[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
+        size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+        self._views(np.zeros(size, dtype), np.zeros(size, dtype), shapes)
         for view, array in zip(self.params, arrays):
             view[...] = array
+
+    def _views(self, data, grad, shapes):
+        """Set ``data`` and ``grad`` and cut them into ``params`` and ``grads`` of ``shapes``."""
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.data, self.grad = data, grad
+        self.params = [data[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
+        self.grads = [grad[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]
+
+    def __getstate__(self):
+        # the buffers and the shapes: views would be pickled as copies of their own
+        return {"data": self.data, "grad": self.grad, "shapes": [p.shape for p in self.params]}
+
+    def __setstate__(self, state):
+        self._views(state["data"], state["grad"], state["shapes"])
 
     def __len__(self):
         return len(self.params)

@@ -56,12 +56,11 @@ class SGD(Optimizer):
                     weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                     maximize=group["maximize"])
 
-    def _batch(self, batch, plan, i, grads, created):
+    def _batch(self, plan, i, grads, created):
         # torch's first-step rule: a new momentum buffer starts as the gradient itself
         if not created:
-            return super()._batch(batch, plan, i, grads, created)
+            return super()._batch(plan, i, grads, created)
         start, params = plan.starts[i], plan.lists[i]
         first_steps = ["momentum_buffer" in created.get(start + k, ()) for k in range(len(params))]
-        group_grads = grads[start:start + len(params)]
-        return batch(params, group_grads, *plan.buffers[i], **plan.kwargs[i], first_steps=first_steps,
-                     check_overlap=False)
+        return plan.batch(params, grads[start:start + len(params)], *plan.buffers[i], **plan.kwargs[i],
+                          first_steps=first_steps, check_overlap=False)

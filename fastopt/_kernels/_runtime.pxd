@@ -41,4 +41,5 @@ cdef class Batch:
     cpdef check_overlap(self)
 
 
+cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed)
 cpdef run(batches, n_threads=*)

@@ -12,7 +12,13 @@ everywhere and exist once per process:
 cimport numpy as cnp
 from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free, malloc, qsort
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memset
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_AsTuple
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+cimport cython
 
 import numbers
 
@@ -192,49 +198,17 @@ cdef inline int _float_kind(object arr, str what) except -1:
     raise TypeError(f"{what} has dtype {arr.dtype}, expected float32 or float64")
 
 
+@cython.freelist(8)
 cdef class Batch:
     """The checked work items of one kernel call (see the module docstring); built by the kernels'
     ``*_batch`` functions, run by ``run``. It holds ``lists``: the call's per-tensor arguments as tuples,
     so every array it points into stays alive (and its list may change) while it runs."""
 
-    def __cinit__(self, tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed=True):
-        cdef Py_ssize_t i, count
-        converted = []
-        for i in range(len(lists)):
-            values = lists[i]
-            if values is None:
-                if i < required:
-                    raise TypeError(f"{names[i]} must be a list with one entry per param, got None")
-            elif type(values) is list:
-                values = tuple(<list>values)
-            elif type(values) is not tuple:
-                raise TypeError(f"{names[i]} must be a list with one entry per param, got "
-                                f"{type(values).__name__}")
-            converted.append(values)
-        count = len(<tuple>converted[0])
-        for i in range(1, len(converted)):
-            if converted[i] is not None and len(<tuple>converted[i]) != count:
-                raise ValueError(f"{names[i]} has {len(<tuple>converted[i])} entries, expected {count} "
-                                 "(one per param)")
-        # a single-tensor call names its arrays in the singular, without an index: "param", "exp_avg"
-        self.names = names if indexed else tuple([n[:-1] if n.endswith("s") else n for n in names])
-        self.lists, self.indexed = tuple(converted), indexed
-        self.size = (size + 15) // 16 * 16
-        self.capacity, self.count, self.nspans = count, 0, 0
-        self.span_capacity = count * len(lists) + 8
-        self.works = <char*>calloc(count + 1, self.size)
-        self.items = <void**>malloc((count + 1) * sizeof(void*))
-        self.offsets = <Py_ssize_t*>malloc((count + 1) * sizeof(Py_ssize_t))
-        self.spans = <Span*>malloc(self.span_capacity * sizeof(Span))
-        if not (self.works and self.items and self.offsets and self.spans):
-            raise MemoryError()
-        self.offsets[0] = 0
+    def __cinit__(self):
+        self.works, self.items, self.offsets, self.spans = NULL, NULL, NULL, NULL
 
     def __dealloc__(self):
-        free(self.works)
-        free(self.items)
-        free(self.offsets)
-        free(self.spans)
+        free(self.works)  # one block: works, items, offsets, spans
 
     def __len__(self):
         return self.count
@@ -283,6 +257,7 @@ cdef class Batch:
         if self.count == self.capacity:
             raise ValueError("more work items than params")  # unreachable: one item per param at most
         cdef Common* item = <Common*>(self.works + self.count * self.size)
+        memset(item, 0, self.size)
         item.head = head
         self.items[self.count] = item
         self.count += 1
@@ -323,6 +298,48 @@ cdef class Batch:
                         raise _overlap_error(_name(self.names, &written[j]), _name(self.names, &self.spans[i]))
         finally:
             free(written)
+
+
+cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed):
+    """An empty batch for a kernel call with per-tensor arguments ``lists`` (``lists[0]``: the params)
+    named ``names``; the first ``required`` of them may not be None. Each list (or tuple) must have one
+    entry per param; a copy of each is kept as a tuple (``Batch.lists``). Work structs are ``size``
+    bytes. ``indexed``: a group call (names[i][k]) or a single-tensor one ("param", "exp_avg")."""
+    cdef Batch b = Batch.__new__(Batch)
+    cdef Py_ssize_t i, count, nlists = len(lists)
+    cdef list converted = [None] * nlists
+    for i in range(nlists):
+        values = lists[i]
+        if type(values) is list:
+            converted[i] = PyList_AsTuple(values)
+        elif type(values) is tuple:
+            converted[i] = values
+        elif values is None:
+            if i < required:
+                raise TypeError(f"{names[i]} must be a list with one entry per param, got None")
+        else:
+            raise TypeError(f"{names[i]} must be a list with one entry per param, got {type(values).__name__}")
+    count = len(<tuple>converted[0])
+    for i in range(1, nlists):
+        if converted[i] is not None and len(<tuple>converted[i]) != count:
+            raise ValueError(f"{names[i]} has {len(<tuple>converted[i])} entries, expected {count} "
+                             "(one per param)")
+    # a single-tensor call names its arrays in the singular, without an index: "param", "exp_avg"
+    b.names = names if indexed else tuple([n[:-1] if n.endswith("s") else n for n in names])
+    b.lists, b.indexed = tuple(converted), indexed
+    b.size = (size + 15) // 16 * 16
+    b.capacity, b.count, b.nspans = count, 0, 0
+    b.span_capacity = count * nlists + 1
+    cdef Py_ssize_t works_bytes = (count + 1) * b.size, items_bytes = (count + 1) * sizeof(void*)
+    cdef Py_ssize_t offsets_bytes = (count + 1) * sizeof(Py_ssize_t)
+    b.works = <char*>malloc(works_bytes + items_bytes + offsets_bytes + b.span_capacity * sizeof(Span))
+    if b.works == NULL:
+        raise MemoryError()
+    b.items = <void**>(b.works + works_bytes)
+    b.offsets = <Py_ssize_t*>(b.works + works_bytes + items_bytes)
+    b.spans = <Span*>(b.works + works_bytes + items_bytes + offsets_bytes)
+    b.offsets[0] = 0
+    return b
 
 
 cdef int _threads(object n_threads) except -1:
@@ -519,7 +536,7 @@ def check_grads(grads, tuple params, Intervals written):
     return grads
 
 
-cdef object _freeze(object value):
+cdef inline object _freeze(object value):
     """A hyperparameter by value: NumPy scalars and 1-element arrays become Python scalars, lists and
     tuples tuples of frozen values; anything else is kept as it is (and checked by the optimizer)."""
     cdef type t = type(value)
@@ -539,12 +556,15 @@ cdef object _freeze(object value):
 def snapshot(dict group, tuple keys):
     """The values of ``keys`` in ``group``, frozen (see ``_freeze``): equal snapshots mean equal
     hyperparameters, even after in-place edits of a list or an array. ValueError names a missing key."""
-    cdef list values = []
-    for key in keys:
-        try:
-            value = group[key]
-        except KeyError:
-            raise ValueError(f"the parameter group has no {key!r} entry (every group needs its "
-                             "hyperparameters; add_param_group fills them from the defaults)") from None
-        values.append(_freeze(value))
-    return tuple(values)
+    cdef Py_ssize_t i, n = len(keys)
+    cdef tuple out = PyTuple_New(n)
+    cdef PyObject* item
+    for i in range(n):
+        item = PyDict_GetItem(group, keys[i])
+        if item == NULL:
+            raise ValueError(f"the parameter group has no {keys[i]!r} entry (every group needs its "
+                             "hyperparameters; add_param_group fills them from the defaults)")
+        value = _freeze(<object>item)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(out, i, value)
+    return out

@@ -22,7 +22,7 @@ from libc.math cimport pow, sqrt
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
 
 cnp.import_array()
@@ -99,11 +99,11 @@ cdef void _adam_init(AdamWork* w, int single, double lr, double beta1, double be
 ADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
 
 
-def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, double lr,
+def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, double lr,
                double beta1, double beta2, double eps, double weight_decay, bint maximize,
                bint decoupled_weight_decay, bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``adam_group`` call, for ``run``."""
-    cdef Batch b = Batch(ADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs), 5,
+    cdef Batch b = new_batch(ADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs), 5,
                          sizeof(AdamWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], V = b.lists[4]
     cdef object X = b.lists[5]
@@ -201,11 +201,11 @@ cdef void _adamax_init(AdamaxWork* w, int single, double lr, double beta1, doubl
 ADAMAX_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_infs")
 
 
-def adamax_batch(params, grads, steps, exp_avgs, exp_infs, *, double lr, double beta1, double beta2,
+def adamax_batch(params, grads, steps, exp_avgs, exp_infs, double lr, double beta1, double beta2,
                  double eps, double weight_decay, bint maximize, bint check_overlap=True,
                  bint indexed=True):
     """The checked work items of an ``adamax_group`` call, for ``run``."""
-    cdef Batch b = Batch(ADAMAX_NAMES, (params, grads, steps, exp_avgs, exp_infs), 5, sizeof(AdamaxWork),
+    cdef Batch b = new_batch(ADAMAX_NAMES, (params, grads, steps, exp_avgs, exp_infs), 5, sizeof(AdamaxWork),
                          indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], U = b.lists[4]
     cdef AdamaxWork* w
@@ -314,11 +314,11 @@ cdef void _nadam_init(NAdamWork* w, int single, double lr, double beta1, double 
 NADAM_NAMES = ("params", "grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs")
 
 
-def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, double lr, double beta1,
+def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, double lr, double beta1,
                 double beta2, double eps, double weight_decay, double momentum_decay, bint maximize,
                 bint decoupled_weight_decay, bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``nadam_group`` call, for ``run``."""
-    cdef Batch b = Batch(NADAM_NAMES, (params, grads, steps, mu_products, exp_avgs, exp_avg_sqs), 6,
+    cdef Batch b = new_batch(NADAM_NAMES, (params, grads, steps, mu_products, exp_avgs, exp_avg_sqs), 6,
                          sizeof(NAdamWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], MU = b.lists[3], M = b.lists[4]
     cdef tuple V = b.lists[5]

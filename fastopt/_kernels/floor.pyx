@@ -9,7 +9,7 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport build_info, work_head
 
 cnp.import_array()
@@ -64,11 +64,11 @@ cdef void _floor_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
 FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")
 
 
-def floor_batch(params, grads, s1=None, s2=None, s3=None, *, bint check_overlap=True, bint indexed=True):
+def floor_batch(params, grads, s1, s2, s3, bint check_overlap=True, bint indexed=True):
     """The checked work items of a ``floor_group`` call, for ``run``."""
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")
-    cdef Batch b = Batch(FLOOR_NAMES, (params, grads, s1, s2, s3), 2, sizeof(FloorWork), indexed)
+    cdef Batch b = new_batch(FLOOR_NAMES, (params, grads, s1, s2, s3), 2, sizeof(FloorWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1]
     cdef object S1 = b.lists[2], S2 = b.lists[3], S3 = b.lists[4]
     cdef FloorWork* w

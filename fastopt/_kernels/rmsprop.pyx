@@ -16,7 +16,7 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport build_info, bump, effective_grad, fsqrt, work_head
 
 cnp.import_array()
@@ -73,10 +73,10 @@ cdef void _adagrad_init(AdagradWork* w, int single, double lr, double lr_decay, 
 ADAGRAD_NAMES = ("params", "grads", "steps", "state_sums")
 
 
-def adagrad_batch(params, grads, steps, state_sums, *, double lr, double lr_decay, double eps,
+def adagrad_batch(params, grads, steps, state_sums, double lr, double lr_decay, double eps,
                   double weight_decay, bint maximize, bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``adagrad_group`` call, for ``run``."""
-    cdef Batch b = Batch(ADAGRAD_NAMES, (params, grads, steps, state_sums), 4, sizeof(AdagradWork), indexed)
+    cdef Batch b = new_batch(ADAGRAD_NAMES, (params, grads, steps, state_sums), 4, sizeof(AdagradWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], SUM = b.lists[3]
     cdef AdagradWork* w
     cdef Py_ssize_t k, n
@@ -173,11 +173,11 @@ cdef void _rmsprop_init(RMSpropWork* w, int single, double lr, double alpha, dou
 RMSPROP_NAMES = ("params", "grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs")
 
 
-def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *,
+def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs,
                   double lr, double alpha, double eps, double weight_decay, double momentum,
                   bint maximize, bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``rmsprop_group`` call, for ``run``."""
-    cdef Batch b = Batch(RMSPROP_NAMES, (params, grads, steps, square_avgs, momentum_buffers, grad_avgs), 4,
+    cdef Batch b = new_batch(RMSPROP_NAMES, (params, grads, steps, square_avgs, momentum_buffers, grad_avgs), 4,
                          sizeof(RMSpropWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], V = b.lists[3]
     cdef object B = b.lists[4], GA = b.lists[5]
@@ -273,10 +273,10 @@ cdef void _adadelta_init(AdadeltaWork* w, int single, double lr, double rho, dou
 ADADELTA_NAMES = ("params", "grads", "steps", "square_avgs", "acc_deltas")
 
 
-def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, *, double lr, double rho, double eps,
+def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, double lr, double rho, double eps,
                    double weight_decay, bint maximize, bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``adadelta_group`` call, for ``run``."""
-    cdef Batch b = Batch(ADADELTA_NAMES, (params, grads, steps, square_avgs, acc_deltas), 5,
+    cdef Batch b = new_batch(ADADELTA_NAMES, (params, grads, steps, square_avgs, acc_deltas), 5,
                          sizeof(AdadeltaWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], V = b.lists[3], U = b.lists[4]
     cdef AdadeltaWork* w

@@ -13,7 +13,7 @@ cimport numpy as cnp
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, run, WorkHead
+from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport build_info, effective_grad, work_head
 
 cnp.import_array()
@@ -73,11 +73,11 @@ cdef void _sgd_init(SGDWork* w, int single, double lr, double momentum, double d
 SGD_NAMES = ("params", "grads", "momentum_buffers")
 
 
-def sgd_batch(params, grads, momentum_buffers=None, *, double lr, double momentum, double dampening,
+def sgd_batch(params, grads, momentum_buffers, double lr, double momentum, double dampening,
               double weight_decay, bint nesterov, bint maximize, first_steps=None,
               bint check_overlap=True, bint indexed=True):
     """The checked work items of an ``sgd_group`` call, for ``run``."""
-    cdef Batch b = Batch(SGD_NAMES, (params, grads, momentum_buffers), 2, sizeof(SGDWork), indexed)
+    cdef Batch b = new_batch(SGD_NAMES, (params, grads, momentum_buffers), 2, sizeof(SGDWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1]
     cdef object B = b.lists[2]
     if momentum != 0.0 and B is None:
@@ -153,10 +153,10 @@ cdef void _momentum_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nog
 MOMENTUM_NAMES = ("params", "grads", "momentum_buffers")
 
 
-def momentum_batch(params, grads, momentum_buffers, *, double lr, double beta, bint check_overlap=True,
+def momentum_batch(params, grads, momentum_buffers, double lr, double beta, bint check_overlap=True,
                    bint indexed=True):
     """The checked work items of a ``momentum_group`` call, for ``run``."""
-    cdef Batch b = Batch(MOMENTUM_NAMES, (params, grads, momentum_buffers), 3, sizeof(MomentumWork), indexed)
+    cdef Batch b = new_batch(MOMENTUM_NAMES, (params, grads, momentum_buffers), 3, sizeof(MomentumWork), indexed)
     cdef tuple P = b.lists[0], G = b.lists[1], B = b.lists[2]
     cdef MomentumWork* w
     cdef Py_ssize_t k, n

@@ -78,7 +78,7 @@ def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, bet
 ADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
 
 
-def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, lr, beta1, beta2,
+def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2,
                eps, weight_decay, maximize, decoupled_weight_decay, check_overlap=True, indexed=True):
     """The checked work of an ``adam_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
@@ -109,7 +109,7 @@ def adam_group(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None
 ADAMAX_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_infs")
 
 
-def adamax_batch(params, grads, steps, exp_avgs, exp_infs, *, lr, beta1, beta2, eps, weight_decay,
+def adamax_batch(params, grads, steps, exp_avgs, exp_infs, lr, beta1, beta2, eps, weight_decay,
                  maximize, check_overlap=True, indexed=True):
     """The checked work of an ``adamax_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
@@ -135,7 +135,7 @@ def adamax_group(params, grads, steps, exp_avgs, exp_infs, *, lr, beta1, beta2, 
 NADAM_NAMES = ("params", "grads", "steps", "mu_products", "exp_avgs", "exp_avg_sqs")
 
 
-def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps,
+def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps,
                 weight_decay, momentum_decay, maximize, decoupled_weight_decay, check_overlap=True,
                 indexed=True):
     """The checked work of an ``nadam_group`` call, for ``run``."""

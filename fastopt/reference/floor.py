@@ -12,7 +12,7 @@ def _floor(param, grad, s1, s2, s3):
 FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")
 
 
-def floor_batch(params, grads, s1=None, s2=None, s3=None, *, check_overlap=True, indexed=True):
+def floor_batch(params, grads, s1, s2, s3, check_overlap=True, indexed=True):
     """The checked work of a ``floor_group`` call, for ``run``."""
     if (s3 is not None and s2 is None) or (s2 is not None and s1 is None):
         raise ValueError("give the state buffers in order: s1, then s2, then s3")

@@ -54,7 +54,7 @@ def _adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_
 ADAGRAD_NAMES = ("params", "grads", "steps", "state_sums")
 
 
-def adagrad_batch(params, grads, steps, state_sums, *, lr, lr_decay, eps, weight_decay, maximize,
+def adagrad_batch(params, grads, steps, state_sums, lr, lr_decay, eps, weight_decay, maximize,
                   check_overlap=True, indexed=True):
     """The checked work of an ``adagrad_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), lr_decay=real(lr_decay), eps=real(eps), weight_decay=real(weight_decay),
@@ -79,7 +79,7 @@ def adagrad_group(params, grads, steps, state_sums, *, lr, lr_decay, eps, weight
 RMSPROP_NAMES = ("params", "grads", "steps", "square_avgs", "momentum_buffers", "grad_avgs")
 
 
-def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers=None, grad_avgs=None, *, lr, alpha,
+def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs, lr, alpha,
                   eps, weight_decay, momentum, maximize, check_overlap=True, indexed=True):
     """The checked work of an ``rmsprop_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), alpha=real(alpha), eps=real(eps), weight_decay=real(weight_decay),
@@ -112,7 +112,7 @@ def rmsprop_group(params, grads, steps, square_avgs, momentum_buffers=None, grad
 ADADELTA_NAMES = ("params", "grads", "steps", "square_avgs", "acc_deltas")
 
 
-def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, maximize,
+def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, lr, rho, eps, weight_decay, maximize,
                    check_overlap=True, indexed=True):
     """The checked work of an ``adadelta_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), rho=real(rho), eps=real(eps), weight_decay=real(weight_decay),

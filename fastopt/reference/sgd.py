@@ -33,7 +33,7 @@ def _momentum(param, grad, momentum_buffer, *, lr, beta):
 SGD_NAMES = ("params", "grads", "momentum_buffers")
 
 
-def sgd_batch(params, grads, momentum_buffers=None, *, lr, momentum, dampening, weight_decay, nesterov,
+def sgd_batch(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
               maximize, first_steps=None, check_overlap=True, indexed=True):
     """The checked work of an ``sgd_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), momentum=real(momentum), dampening=real(dampening),
@@ -68,7 +68,7 @@ def sgd_group(params, grads, momentum_buffers=None, *, lr, momentum, dampening, 
 MOMENTUM_NAMES = ("params", "grads", "momentum_buffers")
 
 
-def momentum_batch(params, grads, momentum_buffers, *, lr, beta, check_overlap=True, indexed=True):
+def momentum_batch(params, grads, momentum_buffers, lr, beta, check_overlap=True, indexed=True):
     """The checked work of a ``momentum_group`` call, for ``run``."""
     hyper = dict(lr=real(lr), beta=real(beta))
     work = tensors(MOMENTUM_NAMES, (params, grads, momentum_buffers), 3, check_overlap, indexed)
