@@ -96,7 +96,8 @@ def cython_sources(name, pyx, build_dir):
     """The C file Cython generates for module ``name`` (regenerated when the .pyx is newer). The
     Extension is rebuilt around it below: cythonize carries one .pyx's compile settings over from one
     call to the next, which would give every variant the first variant's flags."""
-    (ext,) = cythonize([Extension(name, [pyx])], compiler_directives=DIRECTIVES, build_dir=build_dir)
+    (ext,) = cythonize([Extension(name, [pyx])], compiler_directives=DIRECTIVES, build_dir=build_dir,
+                       emit_linenums=DEBUG)  # debug build: sanitizer reports name .pyx lines
     return ext.sources
 
 

@@ -77,10 +77,11 @@ class _Plan:
     them), ``params`` (flat), ``starts`` (each group's first position), per group its ``frozen``
     hyperparameters (``_runtime.snapshot``), state ``spec`` and kernel ``kwargs``, ``buffers`` (per
     group, the state arrays in the kernel's order) once every param has its state (``complete``), and
-    ``written`` (the memory a step writes, for the gradients' overlap check)."""
+    ``written`` (the memory a step writes, for the gradients' overlap check; ``checked``: the gradients
+    of the last step, already checked against it)."""
 
     __slots__ = ("version", "lists", "params", "starts", "frozen", "specs", "kwargs", "args", "buffers",
-                 "complete", "written", "batch", "run")
+                 "complete", "written", "checked", "batch", "run")
 
 
 class Optimizer:
@@ -189,7 +190,8 @@ class Optimizer:
         """
         with self._lock:
             plan = self._current_plan()
-            grads = _runtime.check_grads(grads, plan.params, plan.written)
+            grads = _runtime.check_grads(grads, plan.params, plan.written, plan.checked)
+            plan.checked = tuple(grads)
             created = None if plan.complete else self._create_state(plan, grads)
             try:
                 if len(plan.lists) == 1 and not created:  # the common case, in short
@@ -288,7 +290,7 @@ class Optimizer:
         plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(values) for values in frozen]))
         backend = BACKENDS[self.backend]
         plan.batch, plan.run = getattr(backend, self._kernel + "_batch"), backend.run
-        plan.written = written
+        plan.written, plan.checked = written, None
         plan.buffers = self._group_buffers(plan)
         plan.version = self._version[0]
         self._plan = plan

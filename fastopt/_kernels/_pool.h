@@ -18,8 +18,11 @@
  * fork: the pool's threads do not exist in a child. An atfork handler resets the pool in the child, which
  * starts new helpers on its first threaded call (GNU libgomp would hang there instead).
  *
- * Helpers sleep on a condition variable between jobs (after a short spin), so an idle pool costs nothing
- * and a helper woken on a busy machine gets the scheduler's sleeper credit.
+ * Waiting: helpers sleep on a condition variable between jobs (after a very short spin), so an idle
+ * pool costs nothing and a helper woken on a busy machine is placed as a sleeper. The caller never
+ * sleeps: once every chunk is claimed it spins for the few still running in helpers, yielding its CPU
+ * after a while (a helper may be queued behind it on the same core). A sleeping caller would be woken on
+ * a core that a busy process holds, and wait for that process's time slice: milliseconds.
  */
 #ifndef FASTOPT_POOL_H
 #define FASTOPT_POOL_H
@@ -52,7 +55,8 @@ typedef struct {
 #define FO_CHUNK_MAX 65536
 #define FO_CHUNKS_PER_THREAD 16
 #define FO_MAX_THREADS 256
-#define FO_SPIN 2000              /* pause iterations a helper spins for the next job before sleeping */
+#define FO_SPIN 256               /* pause iterations a helper spins for the next job before sleeping */
+#define FO_WAIT_SPIN 4096         /* pause iterations the caller spins before it starts yielding */
 
 /* -- atomics ----------------------------------------------------------------------------------------- */
 #if defined(_MSC_VER) && !defined(__clang__)
@@ -91,6 +95,7 @@ static void fo_unlock(fo_mutex* m) { ReleaseSRWLockExclusive(m); }
 static void fo_cond_init(fo_cond* c) { InitializeConditionVariable(c); }
 static void fo_wait(fo_cond* c, fo_mutex* m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
 static void fo_signal_all(fo_cond* c) { WakeAllConditionVariable(c); }
+static void fo_yield(void) { SwitchToThread(); }
 #else
 typedef pthread_mutex_t fo_mutex;
 typedef pthread_cond_t fo_cond;
@@ -100,6 +105,7 @@ static void fo_unlock(fo_mutex* m) { pthread_mutex_unlock(m); }
 static void fo_cond_init(fo_cond* c) { pthread_cond_init(c, NULL); }
 static void fo_wait(fo_cond* c, fo_mutex* m) { pthread_cond_wait(c, m); }
 static void fo_signal_all(fo_cond* c) { pthread_cond_broadcast(c); }
+static void fo_yield(void) { sched_yield(); }
 #endif
 
 /* -- the pool ------------------------------------------------------------------------------------------- */
@@ -116,11 +122,9 @@ typedef struct {
     /* under `lock` */
     fo_mutex lock;
     fo_cond wake;             /* helpers sleep here between jobs */
-    fo_cond finished;         /* the submitter sleeps here for chunks still running in helpers */
     uint32_t generation;
     int helpers;              /* threads started */
     int sleepers;
-    int waiting;              /* the submitter sleeps on `finished` */
     /* statistics (fastopt._kernels._runtime.pool_stats) */
     fo_atomic jobs;           /* calls run on more than one thread */
     fo_atomic serial;         /* calls that asked for threads but ran on the caller (pool busy) */
@@ -135,7 +139,6 @@ static void fo_reset(void) {
     memset(&fo_P, 0, sizeof(fo_P));
     fo_mutex_init(&fo_P.lock);
     fo_cond_init(&fo_P.wake);
-    fo_cond_init(&fo_P.finished);
 }
 
 /* Run elements [lo, hi) of the concatenation of `count` items. */
@@ -160,16 +163,12 @@ static void fo_work(uint32_t generation, int helper) {
         if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return;
         if (!fo_cas(&fo_P.claim, c, c - 1)) continue;
         /* chunk (left - 1) is ours, and the job stays put until we count it done */
-        Py_ssize_t index = (Py_ssize_t)(c & 0xffffffff) - 1, nchunks = fo_P.nchunks;
+        Py_ssize_t index = (Py_ssize_t)(c & 0xffffffff) - 1;
         Py_ssize_t lo = index * fo_P.chunk, hi = lo + fo_P.chunk;
         if (hi > fo_P.total) hi = fo_P.total;
         fo_run_range(fo_P.items, fo_P.offsets, fo_P.count, lo, hi);
         if (helper) fo_add(&fo_P.helper_chunks, 1);
-        if (fo_add(&fo_P.done, 1) + 1 == nchunks) {
-            fo_lock(&fo_P.lock);
-            if (fo_P.waiting) fo_signal_all(&fo_P.finished);
-            fo_unlock(&fo_P.lock);
-        }
+        fo_add(&fo_P.done, 1);  /* after this the job may be gone: touch nothing of it */
     }
 }
 
@@ -294,13 +293,8 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     fo_work(generation, 0);  /* the caller works too */
 
     /* every chunk is claimed: wait only for those still running in a helper */
-    for (spin = 0; spin < 4 * FO_SPIN && fo_load(&fo_P.done) != nchunks; spin++) fo_pause();
-    if (fo_load(&fo_P.done) != nchunks) {
-        fo_lock(&fo_P.lock);
-        fo_P.waiting = 1;
-        while (fo_load(&fo_P.done) != nchunks) fo_wait(&fo_P.finished, &fo_P.lock);
-        fo_P.waiting = 0;
-        fo_unlock(&fo_P.lock);
+    for (spin = 0; fo_load(&fo_P.done) != nchunks; spin++) {
+        if (spin < FO_WAIT_SPIN) fo_pause(); else fo_yield();
     }
     fo_store(&fo_P.busy, 0);
 }

@@ -31,13 +31,9 @@ cdef class Batch:
     cdef readonly tuple names     # the call's argument names, for messages: ("params", "grads", ...)
     cdef readonly tuple lists     # the per-tensor arguments as tuples: the references a run holds
     cdef bint indexed             # a group call (names[i][k]) or a single-tensor one (names[i] singular)
-    cdef void* add(self, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
-                   Py_ssize_t* n) except NULL
-    cdef void* data(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
-                    Py_ssize_t k) except? NULL
-    cdef void* add_raw(self, WorkHead head, Py_ssize_t n) except NULL
-    cdef int span(self, const void* data, Py_ssize_t nbytes, bint write, Py_ssize_t name,
-                  Py_ssize_t k) except -1
+    cdef int _reject(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+                     Py_ssize_t k) except -1
+    cdef int _reject_param(self, object param, Py_ssize_t k) except -1
     cpdef check_overlap(self)
 
 

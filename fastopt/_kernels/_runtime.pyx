@@ -135,13 +135,6 @@ cdef extern from *:
     const int FASTOPT_WIN32
 
 
-ctypedef struct Common:
-    # The start of every work struct: the header, then the param's and the grad's data.
-    WorkHead head
-    void* p
-    const void* g
-
-
 cdef inline str _label(tuple names, Py_ssize_t name, Py_ssize_t k):
     return names[name] if k < 0 else f"{names[name]}[{k}]"
 
@@ -186,16 +179,17 @@ cdef Py_ssize_t _find(const Span* spans, Py_ssize_t n, const char* lo, const cha
     return -1
 
 
-cdef inline int _float_kind(object arr, str what) except -1:
-    """1 for a float32 ndarray, 0 for float64; TypeError otherwise."""
-    if not cnp.PyArray_Check(arr):
-        raise TypeError(f"{what} must be a numpy.ndarray, got {type(arr).__name__}")
-    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
-    if typenum == cnp.NPY_FLOAT:
-        return 1
-    if typenum == cnp.NPY_DOUBLE:
-        return 0
-    raise TypeError(f"{what} has dtype {arr.dtype}, expected float32 or float64")
+cdef inline int _float_kind(object arr, tuple names, Py_ssize_t k) except -1:
+    """1 for a float32 ndarray, 0 for float64; TypeError (naming ``names[0]`` and k) otherwise."""
+    cdef int typenum
+    if cnp.PyArray_Check(arr):
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
+        if typenum == cnp.NPY_FLOAT:
+            return 1
+        if typenum == cnp.NPY_DOUBLE:
+            return 0
+        raise TypeError(f"{_label(names, 0, k)} has dtype {arr.dtype}, expected float32 or float64")
+    raise TypeError(f"{_label(names, 0, k)} must be a numpy.ndarray, got {type(arr).__name__}")
 
 
 @cython.freelist(8)
@@ -217,64 +211,27 @@ cdef class Batch:
     def elements(self):
         return self.offsets[self.count]
 
-    cdef int span(self, const void* data, Py_ssize_t nbytes, bint write, Py_ssize_t name,
-                  Py_ssize_t k) except -1:
-        """Record an array's bytes for ``check_overlap`` (empty ones cannot overlap)."""
-        if nbytes == 0:
-            return 0
-        if self.nspans == self.span_capacity:
-            raise ValueError("too many arrays in one kernel call")  # unreachable: sized for every list
-        cdef Span* s = &self.spans[self.nspans]
-        s.lo, s.hi, s.name, s.k, s.write = <const char*>data, <const char*>data + nbytes, name, k, write
-        self.nspans += 1
-        return 0
-
-    cdef void* data(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
-                    Py_ssize_t k) except? NULL:
-        """The data of tensor k's array ``names[name]``, after O(1) checks: an aligned, native-order,
-        C-contiguous ndarray of the parameter's dtype and size (writeable when the kernel writes it)."""
-        if not self.indexed:
-            k = -1
+    cdef int _reject(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+                     Py_ssize_t k) except -1:
+        """Raise what is wrong with ``arr`` (see ``data``)."""
+        what = _label(self.names, name, k)
         if not cnp.PyArray_Check(arr):
-            raise TypeError(f"{_label(self.names, name, k)} must be a numpy.ndarray, got {type(arr).__name__}")
+            raise TypeError(f"{what} must be a numpy.ndarray, got {type(arr).__name__}")
         cdef cnp.ndarray a = <cnp.ndarray>arr
         if cnp.PyArray_TYPE(a) != (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE):
-            raise TypeError(f"{_label(self.names, name, k)} has dtype {a.dtype}, expected "
-                            f"{'float32' if single else 'float64'}")
+            raise TypeError(f"{what} has dtype {a.dtype}, expected {'float32' if single else 'float64'}")
         if cnp.PyArray_SIZE(a) != n:
-            raise ValueError(f"{_label(self.names, name, k)} has {cnp.PyArray_SIZE(a)} elements, expected {n}"
+            raise ValueError(f"{what} has {cnp.PyArray_SIZE(a)} elements, expected {n}"
                              + ("" if name == 0 else f" (the size of {_label(self.names, 0, k)})"))
         if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)):
-            raise ValueError(f"{_label(self.names, name, k)} must be C-contiguous, aligned and in native byte order")
-        if write and not cnp.PyArray_ISWRITEABLE(a):
-            raise ValueError(f"{_label(self.names, name, k)} is read-only")
-        cdef void* ptr = cnp.PyArray_DATA(a)
-        self.span(ptr, n * (4 if single else 8), write, name, k)
-        return ptr
+            raise ValueError(f"{what} must be C-contiguous, aligned and in native byte order")
+        raise ValueError(f"{what} is read-only")
 
-    cdef void* add_raw(self, WorkHead head, Py_ssize_t n) except NULL:
-        """Append a work item of n elements (its struct zeroed but for the header)."""
+    cdef int _reject_param(self, object param, Py_ssize_t k) except -1:
         if self.count == self.capacity:
             raise ValueError("more work items than params")  # unreachable: one item per param at most
-        cdef Common* item = <Common*>(self.works + self.count * self.size)
-        memset(item, 0, self.size)
-        item.head = head
-        self.items[self.count] = item
-        self.count += 1
-        self.offsets[self.count] = self.offsets[self.count - 1] + n
-        return item
-
-    cdef void* add(self, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
-                   Py_ssize_t* n) except NULL:
-        """Append tensor k's work item after checking its param and grad; sets ``single`` (float32?)
-        and ``n`` (its size) for the rule's own arrays."""
-        single[0] = _float_kind(param, _label(self.names, 0, k if self.indexed else -1))
-        n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
-        cdef void* p = self.data(param, single[0], n[0], True, 0, k)
-        cdef const void* g = self.data(grad, single[0], n[0], False, 1, k)
-        cdef Common* item = <Common*>self.add_raw(head, n[0])
-        item.p, item.g = p, g
-        return item
+        _float_kind(param, self.names, k if self.indexed else -1)
+        raise AssertionError("unreachable: _float_kind raises")
 
     cpdef check_overlap(self):
         """ValueError naming two of the call's arrays that share memory, where one of them is written
@@ -462,7 +419,9 @@ cdef bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     cdef int ndim = cnp.PyArray_NDIM(a)
     if ndim != cnp.PyArray_NDIM(b):
         return False
-    return memcmp(<void*>cnp.PyArray_DIMS(a), <void*>cnp.PyArray_DIMS(b), ndim * sizeof(cnp.npy_intp)) == 0
+    # 0-d arrays may have no dims at all (NULL): memcmp must not see it, even for 0 bytes
+    return ndim == 0 or memcmp(<void*>cnp.PyArray_DIMS(a), <void*>cnp.PyArray_DIMS(b),
+                               ndim * sizeof(cnp.npy_intp)) == 0
 
 
 def same_params(list groups, tuple lists, tuple params):
@@ -487,13 +446,15 @@ def same_params(list groups, tuple lists, tuple params):
     return i == n
 
 
-def check_grads(grads, tuple params, Intervals written):
+def check_grads(grads, tuple params, Intervals written, tuple previous=None):
     """A step's gradients against its params (flat, in order) and the memory it writes: returns them as
     a list (NumPy scalars, which arithmetic on 0-d arrays returns, become 0-d arrays). Each gradient is
     None (skip the parameter) or an ndarray of its parameter's dtype and shape, C-contiguous, sharing no
     memory with what the step writes; each param with a gradient is checked again (it may have been made
     read-only). Raises before anything is updated: TypeError for a non-array or another dtype,
-    ValueError for the count, shape, layout or overlap. The messages are ``fastopt._validation``'s."""
+    ValueError for the count, shape, layout or overlap. ``previous``: gradients already checked against
+    ``written`` (the same array object at the same position is not searched again: an array's memory
+    never moves)."""
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list with one array (or None) per parameter, got one ndarray")
     if type(grads) is not list:
@@ -503,6 +464,8 @@ def check_grads(grads, tuple params, Intervals written):
             raise TypeError("grads must be a list with one array (or None) per parameter, "
                             f"got {type(grads).__name__}") from None
     cdef Py_ssize_t n = len(params), i
+    if previous is not None and len(previous) != n:
+        previous = None
     if len(<list>grads) != n:
         raise ValueError(f"expected {n} gradients (one per parameter, None to skip), got {len(<list>grads)}")
     cdef bint copied = False
@@ -530,6 +493,8 @@ def check_grads(grads, tuple params, Intervals written):
         if not cnp.PyArray_IS_C_CONTIGUOUS(p):
             raise ValueError(f"params[{i}] must be C-contiguous (the optimizer updates it in place, "
                              "so a contiguous copy would not train your array)")
+        if previous is not None and (<PyObject*>obj) == (<PyObject*>previous[i]):
+            continue
         other = written.overlapping(g)
         if other is not None:
             raise _overlap_error(other, f"grads[{i}]")

@@ -7,10 +7,11 @@
 # computed by the same code whichever thread runs it, so results are bit-identical for any thread count.
 cimport numpy as cnp
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
+from libc.string cimport memset
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport chunk_fn, prologue_fn, WorkHead
+from fastopt._kernels._runtime cimport Batch, chunk_fn, prologue_fn, Span, WorkHead
 
 cdef extern from *:
     """
@@ -50,6 +51,65 @@ cdef inline WorkHead work_head(chunk_fn chunk, prologue_fn prologue) noexcept:
     cdef WorkHead h
     h.chunk, h.prologue = chunk, prologue
     return h
+
+
+# -- building a batch (inlined into each kernel's *_batch loop: a step checks every array) ------------
+
+ctypedef struct Common:
+    # The start of every work struct: the header, then the param's and the grad's data.
+    WorkHead head
+    void* p
+    const void* g
+
+
+cdef inline void* batch_data(Batch b, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+                             Py_ssize_t k) except? NULL:
+    """The data of tensor k's array ``b.names[name]`` after O(1) checks (an aligned, native-order,
+    C-contiguous ndarray of the parameter's dtype and size, writeable when the kernel writes it),
+    recorded for the overlap check; ``Batch._reject`` raises what is wrong otherwise."""
+    cdef cnp.ndarray a
+    cdef void* ptr
+    cdef Span* s
+    if cnp.PyArray_Check(arr):
+        a = <cnp.ndarray>arr
+        if (cnp.PyArray_TYPE(a) == (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE) and cnp.PyArray_SIZE(a) == n
+                and (cnp.PyArray_FLAGS(a) & (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED))
+                == (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
+                and cnp.PyArray_ISNOTSWAPPED(a) and (not write or cnp.PyArray_ISWRITEABLE(a))
+                and b.nspans < b.span_capacity):
+            ptr = cnp.PyArray_DATA(a)
+            if n:
+                s = &b.spans[b.nspans]
+                s.lo, s.hi = <const char*>ptr, <const char*>ptr + n * (4 if single else 8)
+                s.name, s.k, s.write = name, k, write
+                b.nspans += 1
+            return ptr
+    b._reject(arr, single, n, write, name, k if b.indexed else -1)
+    return NULL
+
+
+cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
+                            Py_ssize_t* n) except NULL:
+    """Append tensor k's work item after checking its param and grad (``batch_data``); sets ``single``
+    (float32?) and ``n`` (its size) for the rule's own arrays. The struct is zeroed but for the header,
+    ``p`` and ``g``."""
+    cdef int typenum
+    if not cnp.PyArray_Check(param) or b.count == b.capacity:
+        b._reject_param(param, k)
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>param)
+    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+        b._reject_param(param, k)
+    single[0] = typenum == cnp.NPY_FLOAT
+    n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
+    cdef void* p = batch_data(b, param, single[0], n[0], True, 0, k)
+    cdef const void* g = batch_data(b, grad, single[0], n[0], False, 1, k)
+    cdef Common* item = <Common*>(b.works + b.count * b.size)
+    memset(item, 0, b.size)
+    item.head, item.p, item.g = head, p, g
+    b.items[b.count] = item
+    b.count += 1
+    b.offsets[b.count] = b.offsets[b.count - 1] + n[0]
+    return item
 
 
 # -- arrays -----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from libc.math cimport pow, sqrt
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
+from fastopt._kernels._util cimport batch_add, batch_data, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -113,13 +113,13 @@ def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, dou
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <AdamWork*>b.add(work_head(_adam_chunk, _adam_prologue), P[k], G[k], k, &single, &n)
+        w = <AdamWork*>batch_add(b, work_head(_adam_chunk, _adam_prologue), P[k], G[k], k, &single, &n)
         _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.m = b.data(M[k], single, n, True, 3, k)
-        w.v = b.data(V[k], single, n, True, 4, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.m = batch_data(b, M[k], single, n, True, 3, k)
+        w.v = batch_data(b, V[k], single, n, True, 4, k)
         if X is not None:
-            w.vmax = b.data((<tuple>X)[k], single, n, True, 5, k)
+            w.vmax = batch_data(b, (<tuple>X)[k], single, n, True, 5, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -214,11 +214,11 @@ def adamax_batch(params, grads, steps, exp_avgs, exp_infs, double lr, double bet
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <AdamaxWork*>b.add(work_head(_adamax_chunk, _adamax_prologue), P[k], G[k], k, &single, &n)
+        w = <AdamaxWork*>batch_add(b, work_head(_adamax_chunk, _adamax_prologue), P[k], G[k], k, &single, &n)
         _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.m = b.data(M[k], single, n, True, 3, k)
-        w.u = b.data(U[k], single, n, True, 4, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.m = batch_data(b, M[k], single, n, True, 3, k)
+        w.u = batch_data(b, U[k], single, n, True, 4, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -328,13 +328,13 @@ def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, double
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <NAdamWork*>b.add(work_head(_nadam_chunk, _nadam_prologue), P[k], G[k], k, &single, &n)
+        w = <NAdamWork*>batch_add(b, work_head(_nadam_chunk, _nadam_prologue), P[k], G[k], k, &single, &n)
         _nadam_init(w, single, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
                     decoupled_weight_decay)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.mu_product = b.data(MU[k], single, 1, True, 3, k)
-        w.m = b.data(M[k], single, n, True, 4, k)
-        w.v = b.data(V[k], single, n, True, 5, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.mu_product = batch_data(b, MU[k], single, 1, True, 3, k)
+        w.m = batch_data(b, M[k], single, n, True, 4, k)
+        w.v = batch_data(b, V[k], single, n, True, 5, k)
     if check_overlap:
         b.check_overlap()
     return b

@@ -10,7 +10,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport build_info, work_head
+from fastopt._kernels._util cimport batch_add, batch_data, build_info, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -77,14 +77,14 @@ def floor_batch(params, grads, s1, s2, s3, bint check_overlap=True, bint indexed
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <FloorWork*>b.add(work_head(_floor_chunk, NULL), P[k], G[k], k, &single, &n)
+        w = <FloorWork*>batch_add(b, work_head(_floor_chunk, NULL), P[k], G[k], k, &single, &n)
         w.single = single
         if S1 is not None:
-            w.s1 = b.data((<tuple>S1)[k], single, n, True, 2, k)
+            w.s1 = batch_data(b, (<tuple>S1)[k], single, n, True, 2, k)
         if S2 is not None:
-            w.s2 = b.data((<tuple>S2)[k], single, n, True, 3, k)
+            w.s2 = batch_data(b, (<tuple>S2)[k], single, n, True, 3, k)
         if S3 is not None:
-            w.s3 = b.data((<tuple>S3)[k], single, n, True, 4, k)
+            w.s3 = batch_data(b, (<tuple>S3)[k], single, n, True, 4, k)
     if check_overlap:
         b.check_overlap()
     return b

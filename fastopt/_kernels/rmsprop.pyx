@@ -17,7 +17,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport build_info, bump, effective_grad, fsqrt, work_head
+from fastopt._kernels._util cimport batch_add, batch_data, build_info, bump, effective_grad, fsqrt, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -84,10 +84,10 @@ def adagrad_batch(params, grads, steps, state_sums, double lr, double lr_decay, 
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <AdagradWork*>b.add(work_head(_adagrad_chunk, _adagrad_prologue), P[k], G[k], k, &single, &n)
+        w = <AdagradWork*>batch_add(b, work_head(_adagrad_chunk, _adagrad_prologue), P[k], G[k], k, &single, &n)
         _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.s = b.data(SUM[k], single, n, True, 3, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.s = batch_data(b, SUM[k], single, n, True, 3, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -189,14 +189,14 @@ def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <RMSpropWork*>b.add(work_head(_rmsprop_chunk, _rmsprop_prologue), P[k], G[k], k, &single, &n)
+        w = <RMSpropWork*>batch_add(b, work_head(_rmsprop_chunk, _rmsprop_prologue), P[k], G[k], k, &single, &n)
         _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.v = b.data(V[k], single, n, True, 3, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.v = batch_data(b, V[k], single, n, True, 3, k)
         if momentum > 0.0:
-            w.buf = b.data((<tuple>B)[k], single, n, True, 4, k)
+            w.buf = batch_data(b, (<tuple>B)[k], single, n, True, 4, k)
         if GA is not None:
-            w.ga = b.data((<tuple>GA)[k], single, n, True, 5, k)
+            w.ga = batch_data(b, (<tuple>GA)[k], single, n, True, 5, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -285,11 +285,11 @@ def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, double lr, dou
     for k in range(len(P)):
         if G[k] is None:
             continue
-        w = <AdadeltaWork*>b.add(work_head(_adadelta_chunk, _adadelta_prologue), P[k], G[k], k, &single, &n)
+        w = <AdadeltaWork*>batch_add(b, work_head(_adadelta_chunk, _adadelta_prologue), P[k], G[k], k, &single, &n)
         _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
-        w.step = b.data(S[k], single, 1, True, 2, k)
-        w.v = b.data(V[k], single, n, True, 3, k)
-        w.u = b.data(U[k], single, n, True, 4, k)
+        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.v = batch_data(b, V[k], single, n, True, 3, k)
+        w.u = batch_data(b, U[k], single, n, True, 4, k)
     if check_overlap:
         b.check_overlap()
     return b

@@ -1,0 +1,53 @@
+/* Stress test of fastopt's thread pool (fastopt/_kernels/_pool.h) on its own, built by
+ * tests/test_runtime.py::test_pool_under_thread_sanitizer with -fsanitize=thread: several threads submit
+ * jobs at once (a busy pool runs a second submitter's job on that submitter), with thread counts that
+ * change from job to job and items of uneven sizes; every element must be updated exactly once per job.
+ * Prints the pool's counters; exits 1 on a wrong element. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+typedef ptrdiff_t Py_ssize_t;
+#include "_pool.h"
+
+typedef struct { fo_head head; float* p; } Work;
+
+static void add_one(void* work, Py_ssize_t lo, Py_ssize_t hi) {
+    float* p = ((Work*)work)->p;
+    for (Py_ssize_t i = lo; i < hi; i++) p[i] += 1.0f;
+}
+
+#define N 200003
+#define ROUNDS 200
+#define SUBMITTERS 3
+
+static void* submitter(void* arg) {
+    float* data = calloc(N, sizeof(float));
+    Py_ssize_t cut = 70001 + 16 * (Py_ssize_t)(intptr_t)arg;
+    Work a = {{add_one, NULL}, data}, b = {{add_one, NULL}, data + cut};
+    void* items[2] = {&a, &b};
+    Py_ssize_t offsets[3] = {0, cut, N};
+    for (int r = 0; r < ROUNDS; r++) fo_run(items, offsets, 2, 2 + r % 3, 32768);
+    for (Py_ssize_t i = 0; i < N; i++) {
+        if (data[i] != (float)ROUNDS) {
+            printf("element %zd: %f, expected %d\n", (size_t)i, data[i], ROUNDS);
+            return (void*)1;
+        }
+    }
+    free(data);
+    return NULL;
+}
+
+int main(void) {
+    pthread_t threads[SUBMITTERS];
+    void* result;
+    int bad = 0;
+    fo_init();
+    for (int i = 0; i < SUBMITTERS; i++) pthread_create(&threads[i], NULL, submitter, (void*)(intptr_t)i);
+    for (int i = 0; i < SUBMITTERS; i++) {
+        pthread_join(threads[i], &result);
+        bad |= result != NULL;
+    }
+    printf("jobs %lld serial %lld helper_chunks %lld helpers %d\n", (long long)fo_P.jobs,
+           (long long)fo_P.serial, (long long)fo_P.helper_chunks, fo_P.helpers);
+    return bad;
+}
