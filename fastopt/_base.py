@@ -363,10 +363,15 @@ class Optimizer:
         return state
 
     def _sync_layout(self):
+        """Re-key ``state`` for the current param_groups (see ``_remapped``), unless they hold something
+        a step would reject: then nothing moves (the step says what is wrong, and restoring the param
+        finds its state where it was)."""
         try:
             params = self._params()
-        except (TypeError, KeyError, AttributeError):
-            return  # malformed param_groups: the next step says what is wrong
+            for i, p in enumerate(params):
+                check.param(p, i)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return
         state = self._remapped(params)
         if state is not self._state:
             self.state = state

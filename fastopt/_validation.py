@@ -17,12 +17,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def real(name, value):
-    """A real number (Python or NumPy int/float, or a 1-element array); returns it as a float."""
+    """A real number (Python or NumPy int/float, or a 0-d array of one); returns it as a float."""
     if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise ValueError(f"{name} as an array must have exactly 1 element, got shape {value.shape}")
-        value = value.reshape(-1)[0]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if value.ndim != 0:
+            raise ValueError(f"{name} as an array must be 0-d (a scalar), got shape {value.shape}")
+        value = value[()]
+    if (isinstance(value, (bool, np.bool_, np.timedelta64, np.datetime64))
+            or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     try:
         return float(value)
@@ -128,7 +129,7 @@ def state_buffer(value, p, index, key, scalar):
     try:
         # asarray first: torch tensors' __array__ takes no copy keyword; then one C-contiguous copy
         arr = np.array(np.asarray(value, dtype=p.dtype), order="C", copy=True)
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise TypeError(f"state of params[{index}]: {key!r} is not a numeric array ({exc})") from None
     if scalar:
         if arr.size != 1:

@@ -1,4 +1,6 @@
 """One contiguous buffer for a whole model's parameters, and one for its gradients."""
+import math
+
 import numpy as np
 
 from . import _validation as check
@@ -40,16 +42,22 @@ class FlatParams:
         else:
             dtype = np.dtype(dtype or np.float32)
             shapes = [tuple(int(n) for n in (s if isinstance(s, (tuple, list)) else (s,))) for s in items]
+            if any(n < 0 for shape in shapes for n in shape):
+                raise ValueError(f"FlatParams shapes must not have negative sizes, got {shapes}")
         if dtype not in check.FLOAT_DTYPES:
             raise TypeError(f"FlatParams dtype must be float32 or float64, got {dtype}")
-        size = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
-        self._views(np.zeros(size, dtype), np.zeros(size, dtype), shapes)
+        try:
+            size = sum(math.prod(s) for s in shapes)
+            data, grad = np.zeros(size, dtype), np.zeros(size, dtype)
+        except (OverflowError, MemoryError, ValueError) as exc:
+            raise ValueError(f"FlatParams cannot allocate {len(shapes)} arrays of shapes {shapes}: {exc}") from None
+        self._views(data, grad, shapes)
         for view, array in zip(self.params, arrays):
             view[...] = array
 
     def _views(self, data, grad, shapes):
         """Set ``data`` and ``grad`` and cut them into ``params`` and ``grads`` of ``shapes``."""
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        sizes = [math.prod(s) for s in shapes]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.data, self.grad = data, grad
         self.params = [data[a:b].reshape(s) for a, b, s in zip(offsets, offsets[1:], shapes)]

@@ -277,6 +277,8 @@ cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t s
         else:
             raise TypeError(f"{names[i]} must be a list with one entry per param, got {type(values).__name__}")
     count = len(<tuple>converted[0])
+    if not indexed and count and converted[1][0] is None:
+        raise TypeError(f"{names[1][:-1]} must be a numpy.ndarray, got NoneType")
     for i in range(1, nlists):
         if converted[i] is not None and len(<tuple>converted[i]) != count:
             raise ValueError(f"{names[i]} has {len(<tuple>converted[i])} entries, expected {count} "
@@ -510,8 +512,8 @@ cdef inline object _freeze(object value):
     if t is tuple or t is list:
         return tuple([_freeze(v) for v in value])
     if isinstance(value, np.ndarray):
-        if (<cnp.ndarray>value).size == 1 and value.dtype.kind in "biuf":
-            return value.reshape(-1)[0].item()
+        if (<cnp.ndarray>value).ndim == 0 and value.dtype.kind in "biuf":
+            return value.item()
         return ("ndarray", value.shape, tuple(value.ravel().tolist()))  # invalid: compared, then rejected
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return value.item()

@@ -83,6 +83,8 @@ def sgd_batch(params, grads, momentum_buffers, double lr, double momentum, doubl
     if momentum != 0.0 and B is None:
         raise TypeError(f"{b.names[2]} {'are' if indexed else 'is'} required when momentum != 0")
     if first_steps is not None:
+        if not isinstance(first_steps, (list, tuple)):
+            raise TypeError(f"first_steps must be a list of bools (one per param), got {type(first_steps).__name__}")
         first_steps = tuple([bool(flag) for flag in first_steps])
         if len(first_steps) != len(P):
             raise ValueError(f"first_steps has {len(first_steps)} entries, expected {len(P)} (one per param)")

@@ -106,6 +106,8 @@ def tensors(names, lists, required, check_overlap=True, indexed=True):
             raise TypeError(f"{names[i]} must be a list with one entry per param, got {type(values).__name__}")
         converted.append(None if values is None else tuple(values))
     count = len(converted[0])
+    if not indexed and count and converted[1][0] is None:
+        raise TypeError(f"{names[1]} must be a numpy.ndarray, got NoneType")
     for name, values in zip(names[1:], converted[1:]):
         if values is not None and len(values) != count:
             raise ValueError(f"{name} has {len(values)} entries, expected {count} (one per param)")

@@ -43,6 +43,8 @@ def sgd_batch(params, grads, momentum_buffers, lr, momentum, dampening, weight_d
     work = tensors(SGD_NAMES, (params, grads, momentum_buffers if hyper["momentum"] != 0.0 else None), 2,
                    check_overlap, indexed)
     if first_steps is not None:
+        if not isinstance(first_steps, (list, tuple)):
+            raise TypeError(f"first_steps must be a list of bools (one per param), got {type(first_steps).__name__}")
         first_steps = tuple(bool(flag) for flag in first_steps)
         if len(first_steps) != len(params):
             raise ValueError(f"first_steps has {len(first_steps)} entries, expected {len(params)} (one per param)")
