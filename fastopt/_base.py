@@ -201,7 +201,11 @@ class Optimizer:
             except BaseException:
                 self._forget(created)
                 raise
-            plan.run(batches, get_num_threads())
+            try:
+                plan.run(batches, get_num_threads())
+            except Exception:  # MemoryError, raised before anything is written (a KeyboardInterrupt
+                self._forget(created)  # arrives after the update: the new state is in use then)
+                raise
 
     def _batch(self, plan, i, grads, created):
         """Group i's checked work items: ``batch(params, grads, *buffers, *hyperparameters)``."""

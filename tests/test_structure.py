@@ -28,6 +28,20 @@ def test_every_kernel_has_a_reference_twin_with_the_same_signature():
     assert {name + "_group" for name in rules} <= set(fastopt.kernels.__all__)
 
 
+def test_every_group_kernel_has_a_batch_with_the_same_signature_in_both_backends():
+    """``*_batch`` (what an optimizer step calls) exists for every group kernel, takes the group
+    kernel's arguments in the same order (the hyperparameters positionally too) plus check_overlap and
+    indexed, and is the same in the compiled kernels and the reference."""
+    for name in fastopt.kernels.__all__:
+        if not name.endswith("_group"):
+            continue
+        batch = name[:-len("_group")] + "_batch"
+        group = [p for p in inspect.signature(getattr(fastopt.reference, name)).parameters if p != "n_threads"]
+        for ops in (fastopt.kernels, fastopt.reference):
+            names = list(inspect.signature(getattr(ops, batch)).parameters)
+            assert names == group + ["check_overlap", "indexed"], (ops.__name__, batch)
+
+
 def test_every_registry_row_is_a_working_configuration():
     import numpy as np
     for case in CASES:
