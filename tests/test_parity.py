@@ -93,3 +93,19 @@ def test_float32_math_stays_in_float32():
         opt64.step([g.astype(np.float64)])
     assert not np.array_equal(p32, p64.astype(np.float32))
     np.testing.assert_allclose(p32, p64, rtol=1e-5, atol=1e-6)
+
+
+def test_nadam_mu_product_rounding_to_one_gives_inf_on_both_backends():
+    """betas[0] just below 1 and a large momentum_decay: float32 rounds the first mu (and so the stored
+    mu_product) to exactly 1, and NAdam's step coefficient divides by 1 - mu_product = 0. The kernel's C
+    doubles give -inf, as torch would; the reference must too (found by tests/test_fuzz.py)."""
+    results = []
+    for backend in ("cython", "numpy"):
+        p = np.zeros(1, np.float32)
+        opt = fastopt.NAdam([p], betas=(1 - 2**-26, 0.999), momentum_decay=1e4, backend=backend)
+        opt.step([np.ones(1, np.float32)])
+        results.append((p.copy(), opt.state[0]["mu_product"].copy()))
+    (p1, mu1), (p2, mu2) = results
+    assert mu1 == 1.0 and np.isneginf(p1[0])
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(mu1, mu2)

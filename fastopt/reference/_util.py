@@ -14,6 +14,13 @@ def effective_grad(grad, param, maximize, weight_decay):
     return g
 
 
+def divide(a, b):
+    """a / b as the kernels' C doubles divide: IEEE (x/0 is ±inf, 0/0 NaN), not Python's
+    ZeroDivisionError (NAdam's mu product can round to exactly 1 in float32)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(a) / np.float64(b))
+
+
 def real(value):
     """A hyperparameter as the kernels read it (a C double): a Python float."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Real, np.ndarray)):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._util import Batch, effective_grad, real, run, tensors
+from ._util import Batch, divide, effective_grad, real, run, tensors
 
 
 def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
@@ -59,8 +59,8 @@ def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, bet
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * momentum_decay))        # mu_next
     mu_product *= mu                                                            # mu_product
     mu_prod = float(mu_product.reshape(-1)[0])
-    coef_grad = -lr * (1.0 - mu) / (1.0 - mu_prod)                              # coef_grad
-    coef_avg = (-lr * mu_next) / (1.0 - mu_prod * mu_next)                      # coef_avg
+    coef_grad = divide(-lr * (1.0 - mu), 1.0 - mu_prod)                         # coef_grad
+    coef_avg = divide(-lr * mu_next, 1.0 - mu_prod * mu_next)                   # coef_avg
     decay_factor = 1.0 - lr * weight_decay                                      # decay
     p = param
     g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay)  # g_t
