@@ -2,11 +2,15 @@
 import (``fastopt.show_config()`` says which).
 
 Same signatures as their pure-NumPy twins in ``fastopt.reference``. ``adam(param, grad, step, ...)``
-updates one tensor (1-D C-contiguous buffers of one dtype, typed memoryviews); ``adam_group(params,
-grads, steps, ...)`` updates a list of tensors in one call (a None gradient skips its tensor). Scalar
-state (``step``, ``mu_product``) is a 1-element buffer, hyperparameters are keywords, ``n_threads`` caps
-the threads (fastopt's own pool; the caller works too). The GIL is released inside every large loop. ``floor`` and ``floor_group`` are the
-memory-floor kernels the benchmarks compare against (the traffic of a step, no math).
+updates one tensor (C-contiguous arrays of one dtype and the param's size); ``adam_group(params, grads,
+steps, ...)`` updates a list of tensors in one call (a None gradient skips its tensor); both check every
+array, its size and writability, and that no written array shares memory with another, before anything
+is written. Scalar state (``step``, ``mu_product``) is a 1-element array, hyperparameters are keywords,
+``n_threads`` caps the threads of fastopt's pool (the caller works too); the GIL is released in every
+large call. ``adam_batch`` checks a group call and returns its work items; ``run(batches, n_threads)``
+executes several as one job (an optimizer step: every group checked before any is written). ``floor``
+and ``floor_group`` are the memory-floor kernels the benchmarks compare against (a step's traffic, no
+math).
 """
 from ._kernels import modules as _modules
 from ._kernels._runtime import Batch, run
