@@ -297,3 +297,23 @@ def test_pool_under_thread_sanitizer(tmp_path):
     assert "WARNING: ThreadSanitizer" not in run.stderr
     counters = dict(zip(run.stdout.split()[::2], map(int, run.stdout.split()[1::2])))
     assert counters["jobs"] > 0 and counters["helpers"] >= 1, run.stdout
+
+
+@pytest.mark.parametrize("ops", [fastopt.kernels, fastopt.reference], ids=["kernels", "reference"])
+def test_run_takes_only_built_batches(ops):
+    """``run`` (what a step calls after building every group's batch) rejects anything else before
+    writing; a batch runs its work once per call."""
+    p, g = np.zeros(3, np.float32), np.ones(3, np.float32)
+    batch = ops.floor_batch([p], [g], None, None, None)
+    for bad, error in [(object(), TypeError), ([batch, "x"], TypeError), (None, TypeError)]:
+        with pytest.raises(error):
+            ops.run(bad)
+    with pytest.raises(ValueError, match="n_threads"):
+        ops.run(batch, n_threads=0)
+    np.testing.assert_array_equal(p, 0)
+    if ops is fastopt.kernels:
+        with pytest.raises(ValueError, match="empty Batch"):
+            ops.run(ops.Batch())
+        assert ops.Batch().elements == 0 and len(ops.Batch()) == 0
+    ops.run([batch, batch], n_threads=2)
+    np.testing.assert_array_equal(p, 2)

@@ -209,7 +209,7 @@ cdef class Batch:
 
     @property
     def elements(self):
-        return self.offsets[self.count]
+        return 0 if self.offsets == NULL else self.offsets[self.count]
 
     cdef int _reject(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
                      Py_ssize_t k) except -1:
@@ -337,6 +337,8 @@ cpdef run(batches, n_threads=1):
     for obj in <tuple>batches:
         if type(obj) is not Batch:
             raise TypeError(f"run() takes Batch objects, got {type(obj).__name__}")
+        if (<Batch>obj).offsets == NULL:
+            raise ValueError("run() takes batches made by the kernels' *_batch functions, got an empty Batch()")
         count += (<Batch>obj).count
     if len(<tuple>batches) == 1:
         b = <Batch>(<tuple>batches)[0]
