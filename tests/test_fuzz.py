@@ -25,7 +25,8 @@ Profiles (environment variable ``FASTOPT_FUZZ_PROFILE``):
 
 * ``ci`` (default): 200 examples per optimizer for the main property (a quarter of that with threads,
   half in all for NumPy scalars), under a minute on 2 cores;
-* ``long``: ten times the examples, e.g. ``FASTOPT_FUZZ_PROFILE=long python -m pytest tests/test_fuzz.py``.
+* ``long``: ten times the examples, e.g. ``FASTOPT_FUZZ_PROFILE=long python -m pytest tests/test_fuzz.py``;
+* ``quick``: a tenth of them (``.ci/qemu`` runs the suite on emulated CPUs, some twenty times slower).
 
 The profiles are registered here but never loaded globally (each test takes its settings from the
 selected one), so other hypothesis tests keep theirs. Examples are fresh on every run (not
@@ -57,6 +58,8 @@ from fastopt._registry import BY_NAME, CASES  # noqa: E402
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True, database=None,
                           derandomize=False)
 settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True, database=None,
+                          derandomize=False)
+settings.register_profile("quick", max_examples=20, deadline=None, print_blob=True, database=None,
                           derandomize=False)
 PROFILE = settings.get_profile(os.environ.get("FASTOPT_FUZZ_PROFILE", "ci").strip() or "ci")
 SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large]
