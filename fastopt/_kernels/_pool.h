@@ -55,7 +55,9 @@ typedef struct {
 #define FO_CHUNK_MAX 65536
 #define FO_CHUNKS_PER_THREAD 16
 #define FO_MAX_THREADS 256
-#define FO_SPIN 256               /* pause iterations a helper spins for the next job before sleeping */
+#define FO_SPIN 2048              /* pause iterations (tens of us) a helper spins for the next job before
+                                     sleeping: back-to-back steps find it awake; spinning much longer
+                                     slowed the other thread on these VMs */
 #define FO_WAIT_SPIN 4096         /* pause iterations the caller spins before it starts yielding */
 
 /* -- atomics ----------------------------------------------------------------------------------------- */
