@@ -109,14 +109,13 @@ def torch_step(torch, case, dtype, size):
 
 def floor_step(case, dtype, size):
     """A zero-argument callable running the memory-floor kernel with the traffic of one ``case`` step
-    (``case.buffers - 2`` state arrays) on ``get_num_threads()`` threads: ``kernels.floor`` for one array,
-    ``kernels.floor_group`` (one call, like a step) for a list of shapes."""
+    (``case.buffers - 2`` state arrays) on ``get_num_threads()`` threads, one call for all the tensors as a
+    step makes it: ``kernels.floor_batch`` then ``kernels.run``. Like a step (whose plan checked memory
+    overlap once), it skips the per-call overlap sort of ``kernels.floor_group``."""
     params, grads = make_tensors(size, dtype)
     states = [[np.zeros_like(p) for p in params] for _ in range(case.buffers - 2)]
-    if isinstance(size, (int, np.integer)):
-        arrays = [params[0], grads[0], *(state[0] for state in states)]
-        return lambda: kernels.floor(*arrays, n_threads=get_num_threads())
-    return lambda: kernels.floor_group(params, grads, *states, n_threads=get_num_threads())
+    states += [None] * (3 - len(states))
+    return lambda: kernels.run(kernels.floor_batch(params, grads, *states, False), get_num_threads())
 
 
 def bytes_per_step(case, dtype, elements):
@@ -334,7 +333,7 @@ def print_bench_header(torch):
           "--quick); ratios: median of the per-round ratios.")
     print("threads: fastopt's and torch's thread count for the row (the NumPy reference is single-threaded).")
     print("torch: fused for SGD, Adam, AdamW, Adagrad; torch's for-loop step otherwise; none for Momentum.")
-    print("floor: kernels.floor, the same memory traffic as the step (buffers - 2 state arrays), no math.")
+    print("floor: kernels.floor_batch + run, the same memory traffic as the step (buffers - 2 state arrays), no math.")
     print("GB/s: fastopt's bytes per step / its median, bytes = (2 x (buffers - 1) + 1) x itemsize x n "
           "(grad read; param and states read and written).")
     print(f"numpy ref: not timed above {sci(NUMPY_MAX)} elements ('-'): about 10x slower than fastopt there.")
@@ -370,7 +369,7 @@ def single_tensor_table(cases, threads, torch, args):
 def model_table(cases, threads, torch, args):
     print()
     print("Whole models, float32 (BENCH.md): every tensor in one list; fastopt opt.step(list_of_grads), torch "
-          "over the same shapes, floor_group over the same tensors")
+          "over the same shapes, the floor over the same tensors (one call)")
     header = ["model", "optimizer", "threads", "tensors", "params", "fastopt", "GB/s", "torch",
               "fastopt/torch", "floor", "fastopt/floor", "torch/floor"]
     widths = [5, max(len(c.name) for c in cases), 7, 7, 7, 9, 5, 9, 13, 9, 13, 11]
@@ -398,7 +397,7 @@ def overhead_lines(torch, args):
     adam, tiny = BY_NAME["Adam"], [(OVERHEAD_ELEMENTS,)]
     use_threads(torch, 1)
     steps = {"fastopt": lambda size: fastopt_step(adam, "cython", "float32", size),
-             "floor_group": lambda size: floor_step(adam, "float32", size)}
+             "floor": lambda size: floor_step(adam, "float32", size)}
     if torch is not None:
         steps["torch fused"] = lambda size: torch_step(torch, adam, "float32", size)
     contenders = {"fastopt": steps["fastopt"](1_000)}
