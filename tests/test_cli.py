@@ -1,6 +1,5 @@
 """Smoke tests of ``python -m fastopt`` (the benchmark table) and ``python -m fastopt bench``, run as a
 subprocess like a user would."""
-import io
 import os
 import subprocess
 import sys
