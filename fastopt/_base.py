@@ -445,7 +445,8 @@ class Optimizer:
             new_groups = []
             for group, saved in zip(self.param_groups, saved_groups):
                 new_group = {key: value for key, value in group.items() if key != "params"}
-                new_group.update(copy.deepcopy({k: v for k, v in saved.items() if k not in ("params", "param_names")}))
+                new_group.update(copy.deepcopy({k: check.plain(v) for k, v in saved.items()
+                                                 if k not in ("params", "param_names")}))
                 self._check_hyperparameters(new_group)
                 new_groups.append({"params": group["params"], **new_group})
             params = self._params()

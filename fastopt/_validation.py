@@ -17,7 +17,12 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def real(name, value):
-    """A real number (Python or NumPy int/float, or a 0-d array of one); returns it as a float."""
+    """A real number (Python or NumPy int/float, a 0-d array of one, or a 1-element torch tensor, as
+    torch accepts for ``lr``); returns it as a float."""
+    if is_tensor(value):
+        if value.numel() != 1 or value.is_complex():
+            raise ValueError(f"{name} as a tensor must have 1 real element, got shape {tuple(value.shape)}")
+        value = value.item()
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise ValueError(f"{name} as an array must be 0-d (a scalar), got shape {value.shape}")
@@ -29,6 +34,21 @@ def real(name, value):
         return float(value)
     except OverflowError:
         raise ValueError(f"{name} is too large for a float: {value}") from None
+
+
+def is_tensor(value):
+    """Whether ``value`` is a torch tensor (without importing torch)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "numel")
+
+
+def plain(value):
+    """A loaded hyperparameter with torch tensors made Python scalars (torch's state_dicts may hold a
+    tensor ``lr`` or tensor ``betas``); other values unchanged."""
+    if is_tensor(value) and value.numel() == 1 and not value.is_complex():
+        return value.item()
+    if type(value) in (tuple, list):
+        return type(value)(plain(v) for v in value)
+    return value
 
 
 def nonnegative(name, value, label=None):

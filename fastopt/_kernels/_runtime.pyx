@@ -7,7 +7,8 @@ everywhere and exist once per process:
   point into) and ``run`` (the items of one or more batches as one job on fastopt's thread pool,
   ``_pool.h``), with the memory-overlap check;
 - the optimizers' per-step checks, in C so they cost nanoseconds per tensor: ``check_grads``,
-  ``same_params``, ``Intervals`` (the memory a step writes) and ``snapshot`` (hyperparameters by value).
+  ``same_params``, ``Intervals`` (the memory a step writes) and ``snapshot`` (hyperparameters by value);
+  fastopt.torch's ``tensor_grads``.
 """
 cimport numpy as cnp
 from cpython.ref cimport PyObject
@@ -412,6 +413,10 @@ cdef class Intervals:
     def __len__(self):
         return self.n
 
+    def find(self, a):
+        """The name of an array here that shares memory with the C-contiguous ndarray ``a``, or None."""
+        return self.overlapping(a)
+
     cdef object overlapping(self, cnp.ndarray a):
         """The name of an array here that shares memory with ``a`` (C-contiguous), or None."""
         cdef const char* lo = <const char*>cnp.PyArray_DATA(a)
@@ -506,8 +511,9 @@ def check_grads(grads, tuple params, Intervals written, tuple previous=None):
 
 
 cdef inline object _freeze(object value):
-    """A hyperparameter by value: NumPy scalars and 1-element arrays become Python scalars, lists and
-    tuples tuples of frozen values; anything else is kept as it is (and checked by the optimizer)."""
+    """A hyperparameter by value: NumPy scalars, 0-d arrays and 1-element torch tensors become Python
+    scalars, lists and tuples tuples of frozen values; anything else is kept as it is (and checked by the
+    optimizer)."""
     cdef type t = type(value)
     if t is float or t is int or t is bool or value is None or t is str:
         return value
@@ -519,6 +525,10 @@ cdef inline object _freeze(object value):
         return ("ndarray", value.shape, tuple(value.ravel().tolist()))  # invalid: compared, then rejected
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return value.item()
+    if type(value).__module__.startswith("torch") and hasattr(value, "numel"):  # torch's lr may be a tensor
+        if value.numel() == 1 and not value.is_complex():
+            return value.item()
+        return ("tensor", tuple(value.shape))  # invalid: compared, then rejected
     return value
 
 
@@ -536,4 +546,67 @@ def snapshot(dict group, tuple keys):
         value = _freeze(<object>item)
         Py_INCREF(value)
         PyTuple_SET_ITEM(out, i, value)
+    return out
+
+
+# -- fastopt.torch's per-step fast path ----------------------------------------------------------------
+
+cdef bint _same_strides(object a, tuple b, tuple shape):
+    """Strides that address a tensor of ``shape`` alike (those of size-1 dims may differ)."""
+    if a == b:
+        return True
+    if type(a) is not tuple or len(<tuple>a) != len(b):
+        return False
+    for i in range(len(b)):
+        if shape[i] != 1 and (<tuple>a)[i] != b[i]:
+            return False
+    return True
+
+
+def tensor_grads(tuple stepped, tuple meta, tuple idle, object state, tuple held, Intervals written,
+                 object strided):
+    """The gradients of fastopt.torch's ``stepped`` params (torch tensors, duck-typed: torch is not
+    imported here) as flat NumPy views over their memory, if the params, gradients and state are as the
+    step's plan saw them; None otherwise (the caller rebuilds the plan, whose checks say what is wrong).
+
+    As the plan saw them: each stepped param at the same address (``meta[k]``: its data_ptr, dtype,
+    shape, strides, NumPy type number and size) with a gradient that is a strided CPU tensor of the
+    same dtype, shape and strides (so element i of the views is element i of the param) sharing no
+    memory with what the step writes (``written``); each ``idle`` param without a gradient; each stepped
+    param's ``state`` entry holding the same tensors at the same addresses (``held[k]``: key, tensor,
+    data_ptr, ...). Addresses are compared because ``share_memory_()`` and ``.data =`` move a tensor's
+    memory without changing the tensor object."""
+    cdef Py_ssize_t k, j, n = len(stepped)
+    cdef tuple m, h
+    cdef cnp.npy_intp size
+    cdef list out = [None] * n
+    cdef cnp.ndarray arr
+    for k in range(len(idle)):
+        if idle[k].grad is not None:
+            return None
+    for k in range(n):
+        p = stepped[k]
+        m = <tuple>meta[k]
+        g = p.grad
+        if g is None or p.data_ptr() != m[0]:
+            return None
+        if not g.is_cpu or g.layout is not strided or g.dtype is not m[1] or g.shape != m[2]:
+            return None
+        if not _same_strides(g.stride(), <tuple>m[3], <tuple>m[2]):
+            return None
+        size = m[5]
+        arr = cnp.PyArray_SimpleNewFromData(1, &size, m[4], <void*><size_t>g.data_ptr())
+        cnp.set_array_base(arr, g)
+        if size and written.overlapping(arr) is not None:
+            return None
+        out[k] = arr
+    for k in range(n):
+        entry = state.get(stepped[k])
+        if type(entry) is not dict:
+            return None
+        h = <tuple>held[k]
+        for j in range(0, len(h), 3):
+            tensor = h[j + 1]
+            if (<dict>entry).get(h[j]) is not tensor or tensor.data_ptr() != h[j + 2]:
+                return None
     return out

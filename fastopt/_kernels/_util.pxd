@@ -88,6 +88,20 @@ cdef inline void* batch_data(Batch b, object arr, int single, Py_ssize_t n, bint
     return NULL
 
 
+cdef inline void* batch_counter(Batch b, object arr, int single, int* own, Py_ssize_t name,
+                                Py_ssize_t k) except? NULL:
+    """The data of tensor k's scalar state ``b.names[name]`` (a step count, NAdam's mu_product): a
+    writeable 1-element float32 or float64 array, updated in its own dtype (``own``: float32?), which
+    need not be the parameter's (``single``, named in the error otherwise). Checked as ``batch_data``."""
+    cdef int typenum
+    if cnp.PyArray_Check(arr):
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
+        if typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE:
+            single = typenum == cnp.NPY_FLOAT
+    own[0] = single
+    return batch_data(b, arr, single, 1, True, name, k)
+
+
 cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
                             Py_ssize_t* n) except NULL:
     """Append tensor k's work item after checking its param and grad (``batch_data``); sets ``single``
@@ -115,8 +129,8 @@ cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, P
 # -- arrays -----------------------------------------------------------------------------------------
 
 cdef inline double bump(void* counter, int single) noexcept nogil:
-    """Increment a step counter stored in the parameter's dtype (a float32 step freezes at 2^24, as
-    torch's); returns the new value."""
+    """Increment a step counter in its own dtype (a float32 step freezes at 2^24, as torch's); returns
+    the new value."""
     if single:
         (<float*>counter)[0] = (<float*>counter)[0] + 1
         return (<float*>counter)[0]

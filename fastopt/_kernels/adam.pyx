@@ -7,7 +7,8 @@ Each rule has three entry points over the same loop: ``adam_batch(params, grads,
 list of tensors (a None gradient skips its tensor) and returns their work items for the runtime's ``run``
 (which the optimizers call once for all their groups); ``adam_group`` checks and runs one list;
 ``adam(param, grad, step, ...)`` one tensor. Scalar state (``step``, ``mu_product``) is a
-1-element buffer of the parameter's dtype that the kernel updates; the step's scalars (bias corrections,
+1-element float32 or float64 buffer that the kernel updates in its own dtype (fastopt's optimizers use the
+parameter's dtype; torch's state, which fastopt.torch steps, keeps them float32 for float64 params too); the step's scalars (bias corrections,
 step size) are computed once per tensor in double and rounded to the dtype where they meet the arrays,
 as torch does.
 
@@ -23,7 +24,7 @@ from libc.math cimport pow, sqrt
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_data, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
+from fastopt._kernels._util cimport batch_add, batch_counter, batch_data, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -36,6 +37,7 @@ ctypedef struct AdamWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* m
     void* v
     void* vmax
@@ -47,7 +49,7 @@ ctypedef struct AdamWork:
 
 cdef void _adam_prologue(void* work) noexcept nogil:
     cdef AdamWork* w = <AdamWork*>work
-    cdef double t = bump(w.step, w.single)                                      # t
+    cdef double t = bump(w.step, w.step_single)                                      # t
     w.neg_step_size = -w.lr / (1.0 - pow(w.beta1, t))                           # step_size
     w.bc2_sqrt = sqrt(1.0 - pow(w.beta2, t))                                    # bc2_sqrt
     w.decay_factor = 1.0 - w.lr * w.weight_decay                                # decay
@@ -115,7 +117,7 @@ def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, dou
             continue
         w = <AdamWork*>batch_add(b, work_head(_adam_chunk, _adam_prologue), P[k], G[k], k, &single, &n)
         _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.m = batch_data(b, M[k], single, n, True, 3, k)
         w.v = batch_data(b, V[k], single, n, True, 4, k)
         if X is not None:
@@ -153,6 +155,7 @@ ctypedef struct AdamaxWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* m
     void* u
     int single
@@ -163,7 +166,7 @@ ctypedef struct AdamaxWork:
 
 cdef void _adamax_prologue(void* work) noexcept nogil:
     cdef AdamaxWork* w = <AdamaxWork*>work
-    cdef double t = bump(w.step, w.single)                                      # t
+    cdef double t = bump(w.step, w.step_single)                                      # t
     w.neg_step_size = -w.lr / (1.0 - pow(w.beta1, t))                           # step_size
 
 
@@ -216,7 +219,7 @@ def adamax_batch(params, grads, steps, exp_avgs, exp_infs, double lr, double bet
             continue
         w = <AdamaxWork*>batch_add(b, work_head(_adamax_chunk, _adamax_prologue), P[k], G[k], k, &single, &n)
         _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.m = batch_data(b, M[k], single, n, True, 3, k)
         w.u = batch_data(b, U[k], single, n, True, 4, k)
     if check_overlap:
@@ -245,7 +248,9 @@ ctypedef struct NAdamWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* mu_product
+    int mu_single
     void* m
     void* v
     int single
@@ -256,11 +261,11 @@ ctypedef struct NAdamWork:
 
 cdef void _nadam_prologue(void* work) noexcept nogil:
     cdef NAdamWork* w = <NAdamWork*>work
-    cdef double t = bump(w.step, w.single)                                      # t
+    cdef double t = bump(w.step, w.step_single)                                      # t
     cdef double mu = w.beta1 * (1.0 - 0.5 * pow(0.96, t * w.momentum_decay))    # mu_t
     cdef double mu_next = w.beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * w.momentum_decay))  # mu_next
     cdef double mu_prod
-    if w.single:  # the stored product is rounded to the dtype every step, as torch's tensor
+    if w.mu_single:  # the stored product is rounded to its dtype every step, as torch's tensor
         (<float*>w.mu_product)[0] = (<float*>w.mu_product)[0] * <float>mu           # mu_product
         mu_prod = (<float*>w.mu_product)[0]
     else:
@@ -331,8 +336,8 @@ def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, double
         w = <NAdamWork*>batch_add(b, work_head(_nadam_chunk, _nadam_prologue), P[k], G[k], k, &single, &n)
         _nadam_init(w, single, lr, beta1, beta2, eps, weight_decay, momentum_decay, maximize,
                     decoupled_weight_decay)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
-        w.mu_product = batch_data(b, MU[k], single, 1, True, 3, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
+        w.mu_product = batch_counter(b, MU[k], single, &w.mu_single, 3, k)
         w.m = batch_data(b, M[k], single, n, True, 4, k)
         w.v = batch_data(b, V[k], single, n, True, 5, k)
     if check_overlap:

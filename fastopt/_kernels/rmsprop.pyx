@@ -17,7 +17,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_data, build_info, bump, effective_grad, fsqrt, work_head
+from fastopt._kernels._util cimport batch_add, batch_counter, batch_data, build_info, bump, effective_grad, fsqrt, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -30,6 +30,7 @@ ctypedef struct AdagradWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* s
     int single
     double lr, lr_decay, eps, weight_decay
@@ -39,7 +40,7 @@ ctypedef struct AdagradWork:
 
 cdef void _adagrad_prologue(void* work) noexcept nogil:
     cdef AdagradWork* w = <AdagradWork*>work
-    cdef double t = bump(w.step, w.single)                                      # t
+    cdef double t = bump(w.step, w.step_single)                                      # t
     w.neg_clr = -(w.lr / (1.0 + (t - 1.0) * w.lr_decay))                       # clr
 
 
@@ -86,7 +87,7 @@ def adagrad_batch(params, grads, steps, state_sums, double lr, double lr_decay, 
             continue
         w = <AdagradWork*>batch_add(b, work_head(_adagrad_chunk, _adagrad_prologue), P[k], G[k], k, &single, &n)
         _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.s = batch_data(b, SUM[k], single, n, True, 3, k)
     if check_overlap:
         b.check_overlap()
@@ -114,6 +115,7 @@ ctypedef struct RMSpropWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* v
     void* buf
     void* ga
@@ -124,7 +126,7 @@ ctypedef struct RMSpropWork:
 
 cdef void _rmsprop_prologue(void* work) noexcept nogil:
     cdef RMSpropWork* w = <RMSpropWork*>work
-    bump(w.step, w.single)                                                      # t
+    bump(w.step, w.step_single)                                                      # t
 
 
 cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* buf, floating* ga,
@@ -191,7 +193,7 @@ def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs
             continue
         w = <RMSpropWork*>batch_add(b, work_head(_rmsprop_chunk, _rmsprop_prologue), P[k], G[k], k, &single, &n)
         _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.v = batch_data(b, V[k], single, n, True, 3, k)
         if momentum > 0.0:
             w.buf = batch_data(b, (<tuple>B)[k], single, n, True, 4, k)
@@ -229,6 +231,7 @@ ctypedef struct AdadeltaWork:
     void* p
     const void* g
     void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* v
     void* u
     int single
@@ -238,7 +241,7 @@ ctypedef struct AdadeltaWork:
 
 cdef void _adadelta_prologue(void* work) noexcept nogil:
     cdef AdadeltaWork* w = <AdadeltaWork*>work
-    bump(w.step, w.single)                                                      # t
+    bump(w.step, w.step_single)                                                      # t
 
 
 cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t lo,
@@ -287,7 +290,7 @@ def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, double lr, dou
             continue
         w = <AdadeltaWork*>batch_add(b, work_head(_adadelta_chunk, _adadelta_prologue), P[k], G[k], k, &single, &n)
         _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
-        w.step = batch_data(b, S[k], single, 1, True, 2, k)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.v = batch_data(b, V[k], single, n, True, 3, k)
         w.u = batch_data(b, U[k], single, n, True, 4, k)
     if check_overlap:

@@ -133,11 +133,15 @@ def tensors(names, lists, required, check_overlap=True, indexed=True):
             if values is None:
                 args.append(None)
                 continue
-            n = 1 if name in COUNTERS or name + "s" in COUNTERS else p.size
+            counter = name in COUNTERS or name + "s" in COUNTERS
+            n = 1 if counter else p.size
             label = _label(name, k if indexed else -1)
             write = i != 1
+            dtype = p.dtype  # a counter is float32 or float64 whatever its param's dtype (as the kernels)
+            if counter and getattr(values[k], "dtype", None) in (np.float32, np.float64):
+                dtype = values[k].dtype
             try:
-                arr = _flat(values[k], p.dtype, n, write, label)
+                arr = _flat(values[k], dtype, n, write, label)
             except ValueError as exc:
                 if i and "elements, expected" in str(exc):
                     raise ValueError(f"{exc} (the size of {_label(names[0], k if indexed else -1)})") from None

@@ -1,0 +1,527 @@
+"""fastopt.torch: torch.optim's optimizers, stepped by fastopt's fused kernels, for PyTorch CPU loops.
+
+Change the import and nothing else::
+
+    opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)     # was torch.optim.Adam(...)
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+Each class is a ``torch.optim.Optimizer`` with torch's constructor signature, defaults, param-group
+keys, state (tensors with torch's keys, dtypes and shapes) and ``state_dict``, so
+``torch.optim.lr_scheduler``, ``torch.amp.GradScaler``, hooks, checkpoints (loadable by torch.optim and
+back, through ``torch.save``/``torch.load``), DistributedDataParallel and ZeroRedundancyOptimizer work
+unchanged. The math is fastopt's (the same kernels as :mod:`fastopt`'s NumPy optimizers, one fused pass
+over each parameter, its gradient and its state), so results match torch.optim's for-loop to rounding.
+
+The step works on the tensors' memory in place (no copies), read afresh at every step from each parameter
+and its ``.grad``: replaced storage (``model.share_memory()``, ``p.data = ...``, ``model.to(dtype)``,
+``model.load_state_dict``) keeps training as with torch.optim. Parameters are dense CPU tensors of
+float32 or float64 in any memory format (channels_last included); a gradient or state tensor laid out
+differently from its parameter is read through a copy in the parameter's layout (state is re-laid once).
+Anything else is refused with a ValueError or TypeError naming ``params[i]`` (its index across the
+groups, as in ``state_dict``) before anything is written: CUDA/MPS tensors, sparse gradients, complex or
+half-precision parameters, ``differentiable=True`` and ``capturable=True``. ``foreach`` and ``fused``
+are accepted and inert: fastopt always runs its one fused kernel.
+
+Importing this module imports torch (``pip install "fastopt[torch]"``); ``import fastopt`` does not.
+"""
+import threading
+
+import numpy as np
+import torch
+
+from . import _validation as check
+from . import kernels
+from ._config import get_num_threads
+from ._kernels import _runtime
+from .adadelta import Adadelta as _Adadelta
+from .adagrad import Adagrad as _Adagrad
+from .adam import Adam as _Adam
+from .adam import AdamW as _AdamW
+from .adamax import Adamax as _Adamax
+from .momentum import Momentum as _Momentum
+from .nadam import NAdam as _NAdam
+from .rmsprop import RMSprop as _RMSprop
+from .sgd import SGD as _SGD
+
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Momentum", "NAdam", "Optimizer",
+           "RMSprop"]
+
+_TYPENUM = {torch.float32: np.dtype(np.float32).num, torch.float64: np.dtype(np.float64).num}
+
+
+def _scalar_dtype(fused=False):
+    """torch's dtype for ``step`` and NAdam's ``mu_product``: float32, or float64 when that is torch's
+    default dtype (float32 always for fused)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 and not fused else torch.float32
+
+
+def _same_layout(a, b, shape):
+    """Whether strides ``a`` and ``b`` address a tensor of ``shape`` alike (size-1 dims may differ)."""
+    return a == b or all(x == y or n == 1 for x, y, n in zip(a, b, shape))
+
+
+def _dense(t):
+    """Whether t's elements fill its memory span exactly, in some order of its dims (contiguous,
+    channels_last, ...): then a flat view in memory order covers the tensor and nothing else."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((st, n) for st, n in zip(t.stride(), t.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _flat(t):
+    """A 1-D NumPy view of a dense CPU tensor's memory, in memory order (element i of two tensors with
+    the same strides is then the same element)."""
+    return t.detach().as_strided((t.numel(),), (1,)).numpy()
+
+
+def _label(index, names):
+    name = names.get(index)
+    return f"params[{index}]" if name is None else f"params[{index}] ({name!r})"
+
+
+def _check_param(p, what):
+    """A parameter fastopt.torch can step in place (raises torch-style TypeError/ValueError)."""
+    if not isinstance(p, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(p).__name__}")
+    if p.device.type != "cpu":
+        raise ValueError(f"{what} is on {p.device}: fastopt.torch steps CPU tensors (use torch.optim for "
+                         f"{p.device.type} parameters)")
+    if p.layout is not torch.strided:
+        raise ValueError(f"{what} has layout {p.layout}: fastopt.torch steps dense (strided) tensors")
+    if p.is_complex():
+        raise TypeError(f"{what} is complex ({p.dtype}): fastopt.torch steps real float32 and float64 "
+                        "parameters (torch.optim steps complex ones)")
+    if p.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"{what} has dtype {p.dtype}: fastopt.torch steps float32 and float64 parameters "
+                        "(half precision comes with mixed precision); keep float32 parameters (model.float()) "
+                        "and use torch.autocast for half-precision compute")
+    if p.dtype not in _TYPENUM:
+        raise TypeError(f"{what} has dtype {p.dtype}: fastopt.torch steps float32 and float64 parameters")
+    if not _dense(p) or p.is_neg() or p.is_conj():
+        raise ValueError(f"{what} is not dense in memory (shape {tuple(p.shape)}, strides {p.stride()}): "
+                         "fastopt.torch updates parameters in place; make it contiguous "
+                         "(p.data = p.data.contiguous())")
+
+
+def _tensor_like(value, p, what, scalar):
+    """A state tensor a step can use for param p as it is (True), after a copy into p's layout (False);
+    raises for a tensor no step should touch."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device.type != "cpu" or value.layout is not torch.strided:
+        raise ValueError(f"{what} must be a dense CPU tensor, got {value.layout} on {value.device}")
+    if scalar:
+        if value.dtype not in _TYPENUM or value.numel() != 1:
+            raise ValueError(f"{what} must be a float32 or float64 tensor of one element, got "
+                             f"{value.dtype} of shape {tuple(value.shape)}")
+        return not (value.is_neg() or value.requires_grad)
+    if value.dtype != p.dtype:
+        raise TypeError(f"{what} has dtype {value.dtype}, expected {p.dtype} (the parameter's)")
+    if value.shape != p.shape:
+        raise ValueError(f"{what} has shape {tuple(value.shape)}, expected {tuple(p.shape)} (the parameter's)")
+    return (_same_layout(value.stride(), p.stride(), p.shape) and _dense(value)
+            and not (value.is_neg() or value.requires_grad))
+
+
+class _Plan:
+    """What a step needs, checked once and kept while nothing changes (``_runtime.tensor_grads`` and
+    the hyperparameter snapshots tell): the param_groups and state it was built from, the params
+    stepped (with a gradient) and idle, their addresses and layouts (``meta``), the state tensors
+    (``held``), per group the frozen hyperparameters, state spec, the flat NumPy views of params and
+    state and the kernel's arguments; the memory a step writes (``written``); for the step that built
+    it, the gradients' views (``grads``), the state it created (``created``) and SGD's first steps."""
+
+    __slots__ = ("lists", "params", "state", "stepped", "idle", "meta", "held", "written", "frozen",
+                 "specs", "bounds", "views", "buffers", "kwargs", "args", "batch", "grads", "created",
+                 "first")
+
+
+class Optimizer(torch.optim.Optimizer):
+    """The base of fastopt.torch's optimizers: a ``torch.optim.Optimizer`` whose ``step`` runs the
+    fused kernel of ``_rule`` (a :mod:`fastopt` optimizer class, which also provides the hyperparameter
+    checks and the state layout). One optimizer may be used from several threads: ``step``,
+    ``load_state_dict`` and ``add_param_group`` are serialized by a lock."""
+
+    _rule = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # the fastopt class's methods that need no instance state: its hyperparameter checks, state
+        # spec and kernel keywords (a bare instance, never initialized, keeps their super() calls valid)
+        cls._impl = object.__new__(cls._rule) if cls._rule is not None else None
+
+    def __init__(self, params, defaults):
+        self._lock = threading.RLock()
+        self._plan = None
+        self._impl._check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_lock" not in self.__dict__:
+            self._lock = threading.RLock()
+        self._plan = None
+        for group in self.param_groups:  # what older or foreign state dicts lack, as torch's classes do
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            spec = self._impl._state_spec(dict(zip(self.defaults, _runtime.snapshot(group, tuple(self.defaults)))))
+            for p in group["params"]:
+                state = self.state.get(p)
+                for key, (_, scalar) in spec.items() if state else ():
+                    if scalar and key in state and not torch.is_tensor(state[key]):
+                        state[key] = torch.tensor(check.real(f"state {key!r}", state[key]),
+                                                  dtype=_scalar_dtype(group.get("fused")))
+
+    def add_param_group(self, param_group):
+        """torch's ``add_param_group``, then fastopt's checks of the new group's hyperparameters and
+        params (it is removed again if they fail)."""
+        with self._lock:
+            count = len(self.param_groups)
+            super().add_param_group(param_group)
+            try:
+                group = self.param_groups[-1]
+                self._impl._check_hyperparameters(group)
+                start = sum(len(g["params"]) for g in self.param_groups[:-1])
+                names = self._names()
+                for k, p in enumerate(group["params"]):
+                    _check_param(p, _label(start + k, names))
+            except BaseException:
+                del self.param_groups[count:]
+                raise
+            self._plan = None
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict`` (parameters matched by position, floating-point state cast to
+        each parameter's dtype, hyperparameters replaced), also accepting fastopt's NumPy state dicts
+        (their arrays become tensors)."""
+        with self._lock:
+            if isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict):
+                state_dict = dict(state_dict)
+                state_dict["state"] = {key: {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
+                                             for k, v in entry.items()} if isinstance(entry, dict) else entry
+                                       for key, entry in state_dict["state"].items()}
+            super().load_state_dict(state_dict)
+            self._plan = None
+
+    def step(self, closure=None):
+        """One update of every parameter whose ``.grad`` is not None (as torch.optim: the others and
+        their state are left alone). ``closure``, if given, is called first with grad enabled, and its
+        loss returned. Everything is checked before anything is written: a rejected step changes
+        nothing."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with self._lock:
+            plan = self._current_plan()
+            grads = plan.grads
+            if grads is None:
+                grads = _runtime.tensor_grads(plan.stepped, plan.meta, plan.idle, self.state, plan.held,
+                                              plan.written, torch.strided)
+                if grads is None:  # something changed since the plan was built: rebuild, re-check
+                    plan = self._build_plan()
+                    grads = plan.grads
+            try:
+                batches = []
+                for i, views in enumerate(plan.views):
+                    lo, hi = plan.bounds[i], plan.bounds[i + 1]
+                    if lo == hi:
+                        continue
+                    if plan.first is not None and any(plan.first[lo:hi]):
+                        batches.append(plan.batch(views, grads[lo:hi], *plan.buffers[i], **plan.kwargs[i],
+                                                  first_steps=plan.first[lo:hi], check_overlap=False))
+                    else:
+                        batches.append(plan.batch(views, grads[lo:hi], *plan.buffers[i], *plan.args[i]))
+                kernels.run(batches, get_num_threads())
+            except BaseException:
+                self._forget(plan.created)
+                raise
+            finally:
+                plan.grads, plan.created, plan.first = None, None, None
+            if plan.stepped:
+                torch.autograd.graph.increment_version(plan.stepped)  # as torch's in-place updates do
+        return loss
+
+    # -- the plan -------------------------------------------------------------------------------------
+
+    def _names(self):
+        """{index: name} of the params built from ``named_parameters()`` (for messages)."""
+        names, start = {}, 0
+        for group in self.param_groups:
+            for k, name in enumerate(group.get("param_names", ())):
+                names[start + k] = name
+            start += len(group["params"])
+        return names
+
+    def _current_plan(self):
+        """The plan of the last step if the groups, params, state dict and state spec are the same
+        (hyperparameter values may change: schedulers change ``lr`` every step); a new one otherwise."""
+        plan, groups = self._plan, self.param_groups
+        if (plan is None or self.state is not plan.state
+                or not _runtime.same_params(groups, plan.lists, plan.params)):
+            return self._build_plan()
+        keys = tuple(self.defaults)
+        for i, group in enumerate(groups):
+            frozen = _runtime.snapshot(group, keys)
+            if frozen != plan.frozen[i]:
+                self._impl._check_hyperparameters(group)
+                values = dict(zip(keys, frozen))
+                if list(self._impl._state_spec(values)) != list(plan.specs[i]):
+                    return self._build_plan()
+                plan.kwargs[i], plan.args[i] = self._kernel_args(values)
+                plan.frozen[i] = frozen
+        return plan
+
+    def _kernel_args(self, values):
+        kwargs = self._impl._kernel_kwargs(values)
+        return kwargs, tuple(kwargs.get(name) for name in self._rule._hyperparameter_names()) + (False,)
+
+    def _build_plan(self):
+        """Check every group's hyperparameters, every param with a gradient, its gradient and its state
+        (raising before anything changes), then create the missing state and build the plan, whose
+        ``grads`` are this step's."""
+        self._plan = None
+        groups, keys, names = self.param_groups, tuple(self.defaults), self._names()
+        frozen = [_runtime.snapshot(group, keys) for group in groups]
+        for group in groups:
+            self._impl._check_hyperparameters(group)
+        specs = [self._impl._state_spec(dict(zip(keys, values))) for values in frozen]
+        stepped, idle, grads, bounds, todo, relaid = [], [], [], [0], [], []
+        index = 0
+        for group, spec, values in zip(groups, specs, frozen):
+            fused = dict(zip(keys, values)).get("fused")
+            for p in group["params"]:
+                what = _label(index, names)
+                index += 1
+                g = p.grad
+                if g is None:
+                    idle.append(p)
+                    continue
+                _check_param(p, what)
+                grads.append(self._grad(g, p, what))
+                stepped.append(p)
+                state = self.state.get(p)
+                for key, (fill, scalar) in spec.items():
+                    value = None if state is None else state.get(key)
+                    if value is None:
+                        todo.append((p, key, fill, scalar, fused))
+                    elif not _tensor_like(value, p, f"{what} state {key!r}", scalar):
+                        relaid.append((p, key, scalar))
+            bounds.append(len(stepped))
+        # everything is checked: create the missing state (zero-filled, or torch's initial values)
+        created = {}
+        for p, key, fill, scalar, fused in todo:
+            if scalar:
+                value = torch.tensor(0.0 if fill is None else fill, dtype=_scalar_dtype(fused))
+            else:
+                value = torch.full_like(p, 0.0 if fill is None else fill, memory_format=torch.preserve_format,
+                                        requires_grad=False)
+            self.state[p][key] = value
+            created.setdefault(p, []).append(key)
+        for p, key, scalar in relaid:  # the same values, in the parameter's layout
+            old = self.state[p][key]
+            self.state[p][key] = (old.detach().clone().reshape(()) if scalar
+                                  else torch.empty_like(p, requires_grad=False).copy_(old.detach()))
+        try:
+            plan = self._plan_for(groups, stepped, idle, grads, bounds, specs, frozen, keys)
+        except BaseException:
+            self._forget(created)
+            raise
+        plan.created = created
+        # state the step itself writes first (fill None: SGD's momentum buffer starts as the gradient)
+        first = {key for spec in specs for key, (fill, _) in spec.items() if fill is None}
+        plan.first = [any(key in first for key in created.get(p, ())) for p in stepped] if created else None
+        self._plan = plan
+        return plan
+
+    def _grad(self, g, p, what):
+        """The gradient's flat view, through a copy in the parameter's layout if it is laid out
+        differently (it is only read, so the copy loses nothing)."""
+        if not isinstance(g, torch.Tensor):
+            raise TypeError(f"{what}.grad must be a torch.Tensor, got {type(g).__name__}")
+        if g.layout is not torch.strided:
+            raise ValueError(f"{what} has a sparse gradient ({g.layout}): fastopt.torch steps dense "
+                             "gradients (torch.optim.SparseAdam takes sparse ones)")
+        if g.device.type != "cpu":
+            raise ValueError(f"{what}.grad is on {g.device}: fastopt.torch steps CPU tensors")
+        if g.dtype != p.dtype:
+            raise TypeError(f"{what}.grad has dtype {g.dtype}, expected {p.dtype} (the parameter's)")
+        if g.shape != p.shape:
+            raise ValueError(f"{what}.grad has shape {tuple(g.shape)}, expected {tuple(p.shape)} "
+                             "(the parameter's)")
+        if not (_same_layout(g.stride(), p.stride(), p.shape) and _dense(g)) or g.is_neg() or g.is_conj():
+            g = torch.empty_like(p, requires_grad=False).copy_(g.detach())
+        return _flat(g)
+
+    def _plan_for(self, groups, stepped, idle, grads, bounds, specs, frozen, keys):
+        plan = _Plan()
+        plan.lists = tuple(group["params"] for group in groups)
+        plan.params = tuple(p for group in groups for p in group["params"])
+        plan.state, plan.stepped, plan.idle, plan.bounds = self.state, tuple(stepped), tuple(idle), bounds
+        plan.frozen, plan.specs = frozen, specs
+        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(dict(zip(keys, values))) for values in frozen]))
+        plan.batch = getattr(kernels, self._rule._kernel + "_batch")
+        views, arrays, labels, meta, held = [], [], [], [], []
+        position = {id(p): i for i, p in enumerate(plan.params)}
+        for p in stepped:
+            view = _flat(p)
+            views.append(view)
+            arrays.append(view)
+            labels.append(f"params[{position[id(p)]}]")
+            meta.append((p.data_ptr(), p.dtype, p.shape, p.stride(), _TYPENUM[p.dtype], p.numel()))
+        plan.views, plan.buffers, plan.held = [], [], [None] * len(stepped)
+        for i, spec in enumerate(specs):
+            lo, hi = bounds[i], bounds[i + 1]
+            plan.views.append(views[lo:hi])
+            buffers = []
+            for key in self._rule._buffers:
+                if key not in spec:
+                    buffers.append(None)
+                    continue
+                column = []
+                for p in stepped[lo:hi]:
+                    value = self.state[p][key]
+                    view = value.detach().numpy() if spec[key][1] else _flat(value)
+                    column.append(view)
+                    arrays.append(view)
+                    labels.append(f"params[{position[id(p)]}] state {key!r}")
+                buffers.append(column)
+            plan.buffers.append(buffers)
+            for k in range(lo, hi):
+                entry = self.state[stepped[k]]
+                plan.held[k] = tuple(x for key in spec for x in (key, entry[key], entry[key].data_ptr()))
+        plan.meta, plan.held = tuple(meta), tuple(plan.held)
+        plan.written = _runtime.Intervals(arrays, labels)
+        for k, g in enumerate(grads):
+            other = plan.written.find(g)
+            if other is not None:
+                raise ValueError(f"params[{position[id(stepped[k])]}].grad shares memory with {other}, which "
+                                 "the step writes; give each parameter a gradient of its own")
+        plan.grads = grads
+        return plan
+
+    def _forget(self, created):
+        """Undo the state a rejected step created."""
+        for p, keys in (created or {}).items():
+            state = self.state.get(p)
+            for key in keys:
+                state.pop(key, None)
+            if not state:
+                self.state.pop(p, None)
+        self._plan = None
+
+
+# -- the optimizers ---------------------------------------------------------------------------------
+
+class SGD(Optimizer):
+    __doc__ = _SGD.__doc__
+    _rule = _SGD
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
+
+
+class Momentum(Optimizer):
+    __doc__ = _Momentum.__doc__
+    _rule = _Momentum
+
+    def __init__(self, params, lr=0.01, beta=0.9):
+        super().__init__(params, dict(lr=lr, beta=beta))
+
+
+class Adam(Optimizer):
+    __doc__ = _Adam.__doc__
+    _rule = _Adam
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+
+
+class AdamW(Optimizer):
+    __doc__ = _AdamW.__doc__
+    _rule = _AdamW
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused, decoupled_weight_decay=True))
+
+
+class Adamax(Optimizer):
+    __doc__ = _Adamax.__doc__
+    _rule = _Adamax
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
+                 maximize=False, differentiable=False, capturable=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable, capturable=capturable))
+
+
+class NAdam(Optimizer):
+    __doc__ = _NAdam.__doc__
+    _rule = _NAdam
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable))
+
+
+class Adagrad(Optimizer):
+    __doc__ = _Adagrad.__doc__
+    _rule = _Adagrad
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 foreach=None, *, maximize=False, differentiable=False, fused=None):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable, fused=fused))
+        # as torch: the state exists from construction (for the params given here)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = torch.tensor(0.0, dtype=_scalar_dtype(group["fused"]))
+                state["sum"] = torch.full_like(p, check.real("initial_accumulator_value",
+                                                             group["initial_accumulator_value"]),
+                                               memory_format=torch.preserve_format, requires_grad=False)
+
+
+class Adadelta(Optimizer):
+    __doc__ = _Adadelta.__doc__
+    _rule = _Adadelta
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
+                 maximize=False, differentiable=False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      capturable=capturable, foreach=foreach, differentiable=differentiable))
+
+
+class RMSprop(Optimizer):
+    __doc__ = _RMSprop.__doc__
+    _rule = _RMSprop
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                                      weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable))
