@@ -18,6 +18,10 @@ for ratios measured interleaved on a noisy machine, use ``python -m fastopt benc
   floor (``kernels.floor_batch`` + ``run`` over the same tensors)}.
 - ``test_overhead``: per-call and per-tensor overhead, Adam float32 on 1 and on 147 tensors of 16 elements,
   1 thread, {fastopt, torch fused, floor}.
+- ``test_torch_model``: the two models as torch tensors, x threads x {fastopt.torch.Adam, torch.optim.Adam
+  fused, foreach, for-loop, and fastopt's NumPy-API step on the same shapes (the adapter's cost)}.
+- ``test_training_step``: a whole training step of an MLP (forward, backward, Adam step) and the optimizer
+  step alone, x threads x {fastopt.torch, torch fused, torch for-loop}.
 
 Each group ("Adam-float32-1000000-1thread", "model-small-Adam-float32-2threads", ...) puts the contenders
 in one table.
@@ -27,8 +31,9 @@ import os
 import pytest
 
 import fastopt
-from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, fastopt_step, floor_step,
-                              import_torch, torch_step, usable_cpus)
+from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, TORCH_ADAMS, fastopt_step,
+                              floor_step, import_torch, torch_adam_step, torch_step, torch_training_step,
+                              usable_cpus)
 from fastopt._registry import BY_NAME, CASES
 
 SIZES = [1_000, 100_000, 1_000_000]
@@ -97,3 +102,36 @@ def test_overhead(benchmark, tensors, threads, contender):
     """Per-tensor overhead = (time at 147 tensors - time at 1) / 146."""
     benchmark.group = f"overhead-Adam-float32-{tensors}x{OVERHEAD_ELEMENTS}"
     benchmark(make_step(contender, BY_NAME["Adam"], "float32", [(OVERHEAD_ELEMENTS,)] * tensors))
+
+
+def needs_torch():
+    torch = import_torch()
+    if torch is None:
+        pytest.skip("torch is not installed")
+    return torch
+
+
+@pytest.mark.parametrize("contender", list(TORCH_ADAMS) + ["fastopt numpy api"])
+@pytest.mark.parametrize("threads", THREADS, ids=thread_label, indirect=True)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_torch_model(benchmark, model, threads, contender):
+    """fastopt.torch.Adam vs torch.optim.Adam (fused, foreach, for-loop) over the models' torch tensors;
+    the NumPy-API step on the same shapes shows the adapter's cost."""
+    torch = needs_torch()
+    benchmark.group = f"torch-model-{model}-Adam-float32-{thread_label(threads)}"
+    if contender == "fastopt numpy api":
+        benchmark(fastopt_step(BY_NAME["Adam"], "cython", "float32", MODELS[model]))
+    else:
+        benchmark(torch_adam_step(torch, contender, MODELS[model]))
+
+
+@pytest.mark.parametrize("part", ["train", "opt.step"])
+@pytest.mark.parametrize("contender", ["fastopt.torch", "torch fused", "torch for-loop"])
+@pytest.mark.parametrize("threads", THREADS, ids=thread_label, indirect=True)
+def test_training_step(benchmark, threads, contender, part):
+    """A whole training step of an MLP (zero_grad, forward, loss, backward, Adam step) and its optimizer
+    step alone: the step's share of a real iteration."""
+    torch = needs_torch()
+    benchmark.group = f"training-step-mlp-Adam-float32-{thread_label(threads)}"
+    train, step = torch_training_step(torch, contender)
+    benchmark(train if part == "train" else step)

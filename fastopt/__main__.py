@@ -107,6 +107,50 @@ def torch_step(torch, case, dtype, size):
     return opt.step
 
 
+TORCH_ADAMS = {"fastopt.torch": {}, "torch fused": {"fused": True}, "torch foreach": {"foreach": True},
+               "torch for-loop": {"foreach": False}}  # fastopt.torch.Adam and torch.optim.Adam's three steps
+
+
+def torch_adam_step(torch, variant, shapes):
+    """A zero-argument Adam step (lr 1e-4) over float32 torch parameters of ``shapes`` holding gradients:
+    ``fastopt.torch.Adam`` or one of torch.optim.Adam's implementations (``TORCH_ADAMS``)."""
+    import fastopt.torch
+
+    params, grads = make_tensors(shapes, "float32")
+    tensors = []
+    for param, grad in zip(params, grads):
+        tensor = torch.nn.Parameter(torch.from_numpy(param))
+        tensor.grad = torch.from_numpy(grad)
+        tensors.append(tensor)
+    cls = fastopt.torch.Adam if variant == "fastopt.torch" else torch.optim.Adam
+    opt = cls(tensors, lr=1e-4, **TORCH_ADAMS[variant])
+    opt.step()
+    return opt.step
+
+
+def torch_training_step(torch, variant, batch=64, width=1024, depth=3, seed=0):
+    """(a whole training step, its optimizer step alone) for an MLP on random data: zero_grad, forward,
+    cross-entropy, backward and an Adam step (``variant`` as in ``torch_adam_step``)."""
+    import fastopt.torch
+
+    torch.manual_seed(seed)
+    layers = [torch.nn.Linear(784, width), torch.nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    x, y = torch.randn(batch, 784), torch.randint(0, 10, (batch,))
+    cls = fastopt.torch.Adam if variant == "fastopt.torch" else torch.optim.Adam
+    opt = cls(model.parameters(), lr=1e-5, **TORCH_ADAMS[variant])
+
+    def train():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    train()
+    return train, opt.step
+
+
 def floor_step(case, dtype, size):
     """A zero-argument callable running the memory-floor kernel with the traffic of one ``case`` step
     (``case.buffers - 2`` state arrays) on ``get_num_threads()`` threads, one call for all the tensors as a
@@ -424,6 +468,61 @@ def overhead_lines(torch, args):
           f"/ {OVERHEAD_TENSORS - 1}: " + ", ".join(per_tensor(name) for name in steps))
 
 
+def torch_table(torch, threads, args):
+    """fastopt.torch.Adam against torch.optim.Adam (fused, foreach, for-loop) on the two models, the
+    adapter's own cost per tensor, and whole training steps with the optimizer step's share."""
+    if torch is None:
+        print()
+        print("PyTorch: not installed, no fastopt.torch table")
+        return
+    print()
+    print("PyTorch CPU loops, Adam float32 (fastopt.torch.Adam vs torch.optim.Adam): the step over the models'")
+    print("  tensors holding gradients; x fused / x foreach / x for-loop: fastopt.torch's time over torch's "
+          "(< 1: fastopt.torch faster);")
+    print("  adapter: (fastopt.torch step - fastopt NumPy-API step on the same shapes) / tensors, same run")
+    header = ["model", "threads", "tensors", "fastopt.torch", "torch fused", "x fused", "x foreach",
+              "x for-loop", "adapter/tensor"]
+    widths = [5, 7, 7, 13, 11, 7, 9, 10, 14]
+    print_header(header, widths)
+    adam = BY_NAME["Adam"]
+    for model, shapes in MODELS.items():
+        elements = sum(math.prod(shape) for shape in shapes)
+        for n in threads:
+            use_threads(torch, n)
+            contenders = {"fastopt": torch_adam_step(torch, "fastopt.torch", shapes)}
+            contenders.update({name: torch_adam_step(torch, name, shapes) for name in TORCH_ADAMS
+                               if name != "fastopt.torch"})
+            contenders["numpy api"] = fastopt_step(adam, "cython", "float32", shapes)
+            result = measure(contenders, elements, args.quick)
+            medians = result.medians
+            adapter = (medians["fastopt"] - medians["numpy api"]) / len(shapes)
+            print_row([model, str(get_num_threads()), str(len(shapes)), format_time(medians["fastopt"]),
+                       format_time(medians["torch fused"])]
+                      + [f"{result.ratio('fastopt', name):.2f}" for name in ("torch fused", "torch foreach",
+                                                                             "torch for-loop")]
+                      + [f"{adapter * 1e9:.0f} ns"], widths)
+    print()
+    print("A training step (zero_grad, forward, loss, backward, Adam step) of an MLP 784-1024-1024-1024-10 "
+          "(2.9 M params), batch 64, float32:")
+    print("  train: the whole step; opt.step: the optimizer's step alone; share: opt.step / train")
+    header = ["threads", "optimizer", "train", "opt.step", "share", "train x fused"]
+    widths = [7, 14, 9, 9, 5, 13]
+    print_header(header, widths, left=2)
+    for n in threads:
+        use_threads(torch, n)
+        contenders = {}
+        for name in ("fastopt.torch", "torch fused", "torch for-loop"):
+            train, step = torch_training_step(torch, name)
+            contenders[name], contenders[name + " step"] = train, step
+        result = compare(contenders, baseline="torch fused", rounds=3 if args.quick else 11,
+                         target=0.001 if args.quick else 0.02)
+        medians = result.medians
+        for name in ("fastopt.torch", "torch fused", "torch for-loop"):
+            print_row([str(get_num_threads()), name, format_time(medians[name]), format_time(medians[name + " step"]),
+                       f"{medians[name + ' step'] / medians[name]:.0%}", f"{result.ratio(name, 'torch fused'):.2f}"],
+                      widths)
+
+
 BUSY_SIZE = 1_000_000  # Adam float32: a step of about a millisecond
 
 
@@ -506,6 +605,7 @@ def run_bench(args, parser):
     single_tensor_table(cases, threads, torch, args)
     model_table(cases if args.models_all else [BY_NAME["Adam"]], threads, torch, args)
     overhead_lines(torch, args)
+    torch_table(torch, threads, args)
     busy_table(torch, args)
     return 0
 
