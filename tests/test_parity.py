@@ -109,3 +109,49 @@ def test_nadam_mu_product_rounding_to_one_gives_inf_on_both_backends():
     assert mu1 == 1.0 and np.isneginf(p1[0])
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_array_equal(mu1, mu2)
+
+
+COUNTER_KERNELS = {  # kernel -> (state buffers after params and grads: "scalar" counters and arrays, kwargs)
+    "adam": (["scalar", "array", "array"], dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                                maximize=False, decoupled_weight_decay=False)),
+    "adamax": (["scalar", "array", "array"], dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                                  maximize=False)),
+    "nadam": (["scalar", "scalar", "array", "array"], dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8,
+                                                          weight_decay=0.0, momentum_decay=4e-3, maximize=False,
+                                                          decoupled_weight_decay=False)),
+    "adagrad": (["scalar", "array"], dict(lr=0.1, lr_decay=0.01, eps=1e-10, weight_decay=0.0, maximize=False)),
+    "adadelta": (["scalar", "array", "array"], dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)),
+    "rmsprop": (["scalar", "array"], dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                                          maximize=False)),
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(COUNTER_KERNELS))
+@pytest.mark.parametrize("counter_dtype", [np.float32, np.float64])
+def test_counters_keep_their_own_dtype(kernel, counter_dtype, dtype):
+    """Step counts (and NAdam's mu_product) may have another dtype than the parameter, as torch's float32
+    ``step`` of a float64 parameter (fastopt.torch steps torch's state): both backends update them in the
+    counter's own dtype, bit-identically, and the parameter's math is unchanged."""
+    layout, kwargs = COUNTER_KERNELS[kernel]
+    rng = np.random.default_rng(7)
+    grads = [rng.standard_normal(33).astype(dtype) for _ in range(5)]
+    results = []
+    for backend in (fastopt.kernels, fastopt.reference):
+        param = np.linspace(-1, 1, 33, dtype=dtype)
+        buffers = [np.ones((), counter_dtype) if kind == "scalar" and i == 1 and kernel == "nadam"
+                   else np.zeros((), counter_dtype) if kind == "scalar" else np.zeros(33, dtype)
+                   for i, kind in enumerate(layout)]
+        for g in grads:
+            getattr(backend, kernel)(param, g, *buffers, **kwargs)
+        results.append((param, buffers))
+    (p_kernel, b_kernel), (p_ref, b_ref) = results
+    np.testing.assert_array_equal(p_kernel, p_ref)
+    for a, b in zip(b_kernel, b_ref):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert b_kernel[0].dtype == counter_dtype and float(b_kernel[0]) == len(grads)
+    if kernel == "nadam":  # the product of the momentum coefficients, rounded to its dtype every step
+        expected = counter_dtype(1.0)
+        for t in range(1, len(grads) + 1):
+            expected = counter_dtype(expected * counter_dtype(0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3))))
+        assert b_kernel[1] == expected

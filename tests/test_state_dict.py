@@ -135,3 +135,28 @@ def test_zero_size_and_0d_parameters():
     opt.step([np.zeros((0, 3)), np.float64(4.0)])  # a NumPy scalar is a 0-d gradient
     assert empty.shape == (0, 3) and float(opt.state[0]["step"]) == 1
     np.testing.assert_allclose(scalar, 2.0 - 0.1 * 4.0 / (4.0 + 1e-8), rtol=1e-12)
+
+
+def test_loads_torch_state_dict_with_tensor_hyperparameters():
+    """torch's state_dicts may carry a tensor ``lr`` and tensor ``betas`` (torch accepts them): the NumPy
+    optimizers load them as Python floats and continue torch's trajectory."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(6).astype(np.float32)
+    grads = [rng.standard_normal(6).astype(np.float32) for _ in range(6)]
+    tp = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    topt = torch.optim.Adam([tp], lr=torch.tensor(0.05), betas=(torch.tensor(0.8), torch.tensor(0.99)))
+    for g in grads[:3]:
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+    param = tp.detach().numpy().copy()
+    opt = fastopt.Adam([param], lr=0.5)
+    opt.load_state_dict(topt.state_dict())
+    group = opt.param_groups[0]
+    assert type(group["lr"]) is float and group["lr"] == pytest.approx(0.05)
+    assert all(type(b) is float for b in group["betas"]) and group["betas"][0] == pytest.approx(0.8)
+    for g in grads[3:]:
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+        opt.step([g])
+    np.testing.assert_allclose(param, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
