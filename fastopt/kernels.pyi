@@ -1,6 +1,7 @@
 """Type stubs of ``fastopt.kernels`` (bound at import from the instruction-set variant the CPU runs).
 
-Every buffer is a C-contiguous float32 or float64 array (one dtype per tensor, the size of its param);
+Every buffer is a C-contiguous float32 or float64 array (one dtype per tensor, the size of its param;
+the 1-element counters ``step`` and ``mu_product`` may be either dtype, and are updated in their own);
 single-tensor kernels take arrays, ``*_group`` kernels take lists aligned with ``params`` (a None gradient
 skips its tensor). ``*_batch`` checks a group call's arrays and returns its work items without running
 them; ``run`` executes one or more batches as one job (what an optimizer step does for all its groups).

@@ -56,3 +56,25 @@ def test_class_docstrings_carry_the_math():
     for case in CASES:
         doc = case.cls.__doc__
         assert doc and ".. math::" in doc, case.name
+
+
+def test_every_registry_row_has_a_torch_class_with_torchs_signature():
+    """fastopt.torch has one class per registry row, over that row's rule, with the NumPy class's
+    arguments (less ``backend``), which are torch.optim's: names, kinds and defaults."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    assert set(ft.__all__) == {case.name for case in CASES} | {"Optimizer"}
+    for case in CASES:
+        cls = getattr(ft, case.name)
+        assert issubclass(cls, torch.optim.Optimizer) and cls._rule is case.cls
+        ours = [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+        numpy_api = [(p.name, p.kind, p.default) for p in inspect.signature(case.cls.__init__).parameters.values()
+                     if p.name != "backend"]
+        assert ours == numpy_api, case.name
+        if case.torch is not None:
+            theirs = [(p.name, p.kind, p.default)
+                      for p in inspect.signature(getattr(torch.optim, case.torch).__init__).parameters.values()]
+            assert ours == theirs, case.name
