@@ -4,7 +4,7 @@ Every optimizer has torch.optim's name, arguments, defaults, state names and sem
 updates NumPy parameters in place. ``backend="numpy"`` runs the pure-NumPy reference of the same math
 (``fastopt.reference``); the compiled kernels are in ``fastopt.kernels``.
 """
-from . import kernels, reference
+from . import kernels, lr_scheduler, reference
 from ._base import Optimizer
 from ._config import get_num_threads, set_num_threads, show_config
 from .adadelta import Adadelta
@@ -32,6 +32,7 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "kernels",
+    "lr_scheduler",
     "reference",
     "get_num_threads",
     "set_num_threads",
