@@ -111,8 +111,13 @@ def _check_param(p, what):
                          "(p.data = p.data.contiguous())")
 
 
+def _shape_error(what, value, p):
+    raise ValueError(f"{what} has shape {tuple(value.shape)}, expected {tuple(p.shape)} (the parameter's)")
+
+
 def _tensor_like(value, p, what, scalar):
-    """A state tensor a step can use for param p as it is (True), after a copy into p's layout (False);
+    """A state tensor a step can use for param p as it is (True), or after a copy into p's layout and
+    dtype (False: laid out differently, or of another floating dtype, as after ``model.to(dtype)``);
     raises for a tensor no step should touch."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
@@ -124,9 +129,13 @@ def _tensor_like(value, p, what, scalar):
                              f"{value.dtype} of shape {tuple(value.shape)}")
         return not (value.is_neg() or value.requires_grad)
     if value.dtype != p.dtype:
+        if value.is_floating_point():  # model.to(dtype) after state was made: it follows, as on load
+            if value.shape != p.shape:
+                _shape_error(what, value, p)
+            return False
         raise TypeError(f"{what} has dtype {value.dtype}, expected {p.dtype} (the parameter's)")
     if value.shape != p.shape:
-        raise ValueError(f"{what} has shape {tuple(value.shape)}, expected {tuple(p.shape)} (the parameter's)")
+        _shape_error(what, value, p)
     return (_same_layout(value.stride(), p.stride(), p.shape) and _dense(value)
             and not (value.is_neg() or value.requires_grad))
 
@@ -396,7 +405,7 @@ class Optimizer(torch.optim.Optimizer):
                 buffers.append(column)
             plan.buffers.append(buffers)
             for k in range(lo, hi):
-                entry = self.state[stepped[k]]
+                entry = self.state.get(stepped[k], {})  # .get: no empty entries (SGD without momentum)
                 plan.held[k] = tuple(x for key in spec for x in (key, entry[key], entry[key].data_ptr()))
         plan.meta, plan.held = tuple(meta), tuple(plan.held)
         plan.written = _runtime.Intervals(arrays, labels)

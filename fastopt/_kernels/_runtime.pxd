@@ -13,6 +13,15 @@ ctypedef struct WorkHead:
     chunk_fn chunk
     prologue_fn prologue
 
+ctypedef struct ItemHead:
+    # The start of every kernel's work struct: the header, the param's and the grad's data, and the
+    # gradient scale that ``run`` sets for every item of a job (1, or a clip coefficient): the one place
+    # an option that touches every rule enters the kernels (each folds it into the gradient's sign).
+    WorkHead head
+    void* p
+    const void* g
+    double grad_scale
+
 ctypedef struct Span:
     # The bytes [lo, hi) of one array of a call, for the overlap check; named ``names[name][k]``
     # (or ``names[name]`` when k < 0).
@@ -38,4 +47,4 @@ cdef class Batch:
 
 
 cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed)
-cpdef run(batches, n_threads=*)
+cpdef run(batches, n_threads=*, double grad_scale=*)

@@ -322,10 +322,12 @@ cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     fo_run(items, offsets, count, n_threads, PARALLEL_MIN)
 
 
-cpdef run(batches, n_threads=1):
+cpdef run(batches, n_threads=1, double grad_scale=1.0):
     """Run the work items of ``batches`` (one ``Batch`` or a sequence of them, all built before this
     call, so all of their checks have passed) as one job on up to ``n_threads`` threads: first every
-    item's prologue (step counters), then every element. The GIL is released from NOGIL_MIN elements."""
+    item's prologue (step counters), then every element. The GIL is released from NOGIL_MIN elements.
+    ``grad_scale`` multiplies every gradient as it is read (a clip coefficient; gradients are never
+    written), rounded to the gradient's dtype: ``g * c`` as torch's ``g.mul_(c)``."""
     cdef int threads = _threads(n_threads)
     cdef Batch b
     cdef Py_ssize_t count = 0, k, total = 0, base
@@ -360,6 +362,8 @@ cpdef run(batches, n_threads=1):
                 items[count] = b.items[k]
                 offsets[count + 1] = base + b.offsets[k + 1]
                 count += 1
+    for k in range(count):
+        (<ItemHead*>items[k]).grad_scale = grad_scale
     try:
         if offsets[count] >= NOGIL_MIN:
             with nogil:
@@ -601,10 +605,12 @@ def tensor_grads(tuple stepped, tuple meta, tuple idle, object state, tuple held
             return None
         out[k] = arr
     for k in range(n):
+        h = <tuple>held[k]
+        if not h:  # a rule without state for this param (SGD without momentum)
+            continue
         entry = state.get(stepped[k])
         if type(entry) is not dict:
             return None
-        h = <tuple>held[k]
         for j in range(0, len(h), 3):
             tensor = h[j + 1]
             if (<dict>entry).get(h[j]) is not tensor or tensor.data_ptr() != h[j + 2]:

@@ -11,7 +11,7 @@ from libc.string cimport memset
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, chunk_fn, prologue_fn, Span, WorkHead
+from fastopt._kernels._runtime cimport Batch, chunk_fn, ItemHead, prologue_fn, Span, WorkHead
 
 cdef extern from *:
     """
@@ -54,13 +54,6 @@ cdef inline WorkHead work_head(chunk_fn chunk, prologue_fn prologue) noexcept:
 
 
 # -- building a batch (inlined into each kernel's *_batch loop: a step checks every array) ------------
-
-ctypedef struct Common:
-    # The start of every work struct: the header, then the param's and the grad's data.
-    WorkHead head
-    void* p
-    const void* g
-
 
 cdef inline void* batch_data(Batch b, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
                              Py_ssize_t k) except? NULL:
@@ -105,8 +98,8 @@ cdef inline void* batch_counter(Batch b, object arr, int single, int* own, Py_ss
 cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
                             Py_ssize_t* n) except NULL:
     """Append tensor k's work item after checking its param and grad (``batch_data``); sets ``single``
-    (float32?) and ``n`` (its size) for the rule's own arrays. The struct is zeroed but for the header,
-    ``p`` and ``g``."""
+    (float32?) and ``n`` (its size) for the rule's own arrays. The struct is zeroed but for its
+    ``ItemHead``."""
     cdef int typenum
     if not cnp.PyArray_Check(param) or b.count == b.capacity:
         b._reject_param(param, k)
@@ -117,9 +110,9 @@ cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, P
     n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
     cdef void* p = batch_data(b, param, single[0], n[0], True, 0, k)
     cdef const void* g = batch_data(b, grad, single[0], n[0], False, 1, k)
-    cdef Common* item = <Common*>(b.works + b.count * b.size)
+    cdef ItemHead* item = <ItemHead*>(b.works + b.count * b.size)
     memset(item, 0, b.size)
-    item.head, item.p, item.g = head, p, g
+    item.head, item.p, item.g, item.grad_scale = head, p, g, 1.0
     b.items[b.count] = item
     b.count += 1
     b.offsets[b.count] = b.offsets[b.count - 1] + n[0]

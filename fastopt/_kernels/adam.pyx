@@ -36,6 +36,7 @@ ctypedef struct AdamWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* m
@@ -57,7 +58,7 @@ cdef void _adam_prologue(void* work) noexcept nogil:
 
 cdef void _adam_span(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
                      Py_ssize_t lo, Py_ssize_t hi, const AdamWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, decay = w.decay_factor
     cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
     cdef floating eps = w.eps, step = w.neg_step_size, bc2s = w.bc2_sqrt
@@ -154,6 +155,7 @@ ctypedef struct AdamaxWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* m
@@ -172,7 +174,7 @@ cdef void _adamax_prologue(void* work) noexcept nogil:
 
 cdef void _adamax_span(floating* p, const floating* g, floating* m, floating* u, Py_ssize_t lo,
                        Py_ssize_t hi, const AdamaxWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, eps = w.eps
     cdef floating step = w.neg_step_size
     cdef bint decay = w.weight_decay != 0.0
@@ -247,6 +249,7 @@ ctypedef struct NAdamWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* mu_product
@@ -279,7 +282,7 @@ cdef void _nadam_prologue(void* work) noexcept nogil:
 
 cdef void _nadam_span(floating* p, const floating* g, floating* m, floating* v, Py_ssize_t lo,
                       Py_ssize_t hi, const NAdamWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, decay = w.decay_factor
     cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
     cdef floating eps = w.eps, bc2 = w.bc2, cg = w.coef_grad, cm = w.coef_avg

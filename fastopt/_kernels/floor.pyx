@@ -19,6 +19,7 @@ ctypedef struct FloorWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* s1
     void* s2
     void* s3

@@ -29,6 +29,7 @@ ctypedef struct AdagradWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* s
@@ -46,7 +47,7 @@ cdef void _adagrad_prologue(void* work) noexcept nogil:
 
 cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t lo, Py_ssize_t hi,
                         const AdagradWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, clr = w.neg_clr, eps = w.eps
     cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, si
@@ -114,6 +115,7 @@ ctypedef struct RMSpropWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* v
@@ -131,7 +133,7 @@ cdef void _rmsprop_prologue(void* work) noexcept nogil:
 
 cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* buf, floating* ga,
                         Py_ssize_t lo, Py_ssize_t hi, const RMSpropWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, a = w.alpha, one_minus_a = 1.0 - w.alpha, eps = w.eps
     cdef floating mu = w.momentum, lr = w.lr, neg_lr = -w.lr
     cdef bint decay = w.weight_decay != 0.0, centered = ga != NULL, use_buf = buf != NULL
@@ -230,6 +232,7 @@ ctypedef struct AdadeltaWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* step
     int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
     void* v
@@ -246,7 +249,7 @@ cdef void _adadelta_prologue(void* work) noexcept nogil:
 
 cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t lo,
                          Py_ssize_t hi, const AdadeltaWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, r = w.rho, one_minus_r = 1.0 - w.rho, eps = w.eps, lr = w.lr
     cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, vi, dx

@@ -26,6 +26,7 @@ ctypedef struct SGDWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* buf
     int single
     double lr, momentum, dampening, weight_decay
@@ -34,7 +35,7 @@ ctypedef struct SGDWork:
 
 cdef void _sgd_span(floating* p, const floating* g, floating* buf, Py_ssize_t lo, Py_ssize_t hi,
                     const SGDWork* w) noexcept nogil:
-    cdef floating sign = -1.0 if w.maximize else 1.0
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, mu = w.momentum, damp1 = 1.0 - w.dampening, lr = w.lr
     cdef bint decay = w.weight_decay != 0.0, use_buf = buf != NULL
     cdef bint nesterov = w.nesterov, first_step = w.first_step
@@ -128,6 +129,7 @@ ctypedef struct MomentumWork:
     WorkHead head
     void* p
     const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
     void* v
     int single
     double lr, beta
@@ -135,11 +137,11 @@ ctypedef struct MomentumWork:
 
 cdef void _momentum_span(floating* p, const floating* g, floating* v, Py_ssize_t lo, Py_ssize_t hi,
                          const MomentumWork* w) noexcept nogil:
-    cdef floating beta = w.beta, one_minus_beta = 1.0 - w.beta, lr = w.lr
+    cdef floating beta = w.beta, one_minus_beta = 1.0 - w.beta, lr = w.lr, scale = w.grad_scale
     cdef floating vi
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        vi = beta * v[i] + one_minus_beta * g[i]        # v_t
+        vi = beta * v[i] + one_minus_beta * (scale * g[i])  # v_t
         v[i] = vi
         p[i] = p[i] - lr * vi                           # p_t
 

@@ -5,10 +5,13 @@ import numbers
 import numpy as np
 
 
-def effective_grad(grad, param, maximize, weight_decay):
-    """The gradient every rule starts from: ``maximize``'s sign, then L2 weight decay (as the kernels'
-    ``effective_grad``). Never writes into ``grad``."""
-    g = -grad if maximize else grad                                             # g_t
+def effective_grad(grad, param, maximize, weight_decay, grad_scale=1.0):
+    """The gradient every rule starts from: ``run``'s gradient scale with ``maximize``'s sign, then L2
+    weight decay (as the kernels' ``effective_grad``). Never writes into ``grad``."""
+    if grad_scale == 1.0:
+        g = -grad if maximize else grad                                         # g_t
+    else:
+        g = grad.dtype.type(-grad_scale if maximize else grad_scale) * grad     # g_t
     if weight_decay != 0.0:
         g = g + weight_decay * param                                            # g_t
     return g
@@ -40,13 +43,15 @@ class Batch:
     def __len__(self):
         return len(self.work)
 
-    def run(self):
+    def run(self, grad_scale=1.0):
         for args in self.work:
-            self.rule(*args, **self.hyper)
+            self.rule(*args, **self.hyper, grad_scale=grad_scale)
 
 
-def run(batches, n_threads=1):
-    """Run ``batches`` (one ``Batch`` or a sequence), in order. ``n_threads`` is checked and ignored."""
+def run(batches, n_threads=1, grad_scale=1.0):
+    """Run ``batches`` (one ``Batch`` or a sequence), in order, every gradient multiplied by
+    ``grad_scale`` as it is read. ``n_threads`` is checked and ignored."""
+    grad_scale = real(grad_scale)
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(f"n_threads must be a positive int, got {type(n_threads).__name__}")
     if n_threads < 1:
@@ -56,7 +61,7 @@ def run(batches, n_threads=1):
         if not isinstance(batch, Batch):
             raise TypeError(f"run() takes Batch objects, got {type(batch).__name__}")
     for batch in batches:
-        batch.run()
+        batch.run(grad_scale)
 
 
 def _label(name, k):

@@ -11,7 +11,7 @@ from ._util import Batch, divide, effective_grad, real, run, tensors
 
 
 def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
-          maximize, decoupled_weight_decay):
+          maximize, decoupled_weight_decay, grad_scale=1.0):
     """One Adam step on flat views (``adam`` checks them), as the kernel's prologue and ``_adam_span``;
     ``max_exp_avg_sq`` is None unless amsgrad."""
     step += 1                                                                   # t
@@ -21,7 +21,7 @@ def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, 
     neg_step_size = -lr / bc1                                                   # step_size
     decay_factor = 1.0 - lr * weight_decay                                      # decay
     p = param
-    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay)  # g_t
+    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay, grad_scale)  # g_t
     if weight_decay != 0.0 and decoupled_weight_decay:
         p = p * decay_factor                                                    # p_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t
@@ -35,13 +35,14 @@ def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, 
     param[...] = p + (neg_step_size * m) / denom                                # p_t
 
 
-def _adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize):
+def _adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay, maximize,
+            grad_scale=1.0):
     """One Adamax step on flat views, as the kernel's prologue and ``_adamax_span``."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     bc1 = 1.0 - beta1 ** t                                                      # bc1
     neg_step_size = -lr / bc1                                                   # step_size
-    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
+    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t
     u = np.maximum(beta2 * exp_inf, np.abs(g) + eps)                            # u_t
     exp_avg[...] = m
@@ -50,7 +51,7 @@ def _adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weigh
 
 
 def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
-          weight_decay, momentum_decay, maximize, decoupled_weight_decay):
+          weight_decay, momentum_decay, maximize, decoupled_weight_decay, grad_scale=1.0):
     """One NAdam step in place, as torch.optim.NAdam (see the kernel's docstring)."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
@@ -63,7 +64,7 @@ def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, bet
     coef_avg = divide(-lr * mu_next, 1.0 - mu_prod * mu_next)                   # coef_avg
     decay_factor = 1.0 - lr * weight_decay                                      # decay
     p = param
-    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay)  # g_t
+    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay, grad_scale)  # g_t
     if weight_decay != 0.0 and decoupled_weight_decay:
         p = p * decay_factor                                                    # p_t
     m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t

@@ -2,7 +2,7 @@
 from ._util import Batch, run, tensors
 
 
-def _floor(param, grad, s1, s2, s3):
+def _floor(param, grad, s1, s2, s3, *, grad_scale=1.0):
     """``p += g`` and ``s += g`` for each given state buffer, on flat views."""
     for buf in (param, s1, s2, s3):
         if buf is not None:

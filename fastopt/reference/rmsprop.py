@@ -8,23 +8,24 @@ import numpy as np
 from ._util import Batch, effective_grad, real, run, tensors
 
 
-def _adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize):
+def _adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize,
+             grad_scale=1.0):
     """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
     neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                              # clr
-    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
+    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
     s = state_sum + g * g                                                       # s_t
     state_sum[...] = s
     param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps)                     # p_t
 
 
 def _rmsprop(param, grad, step, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay,
-             momentum, maximize):
+             momentum, maximize, grad_scale=1.0):
     """One RMSprop step on flat views (``rmsprop`` checks them), as the kernel's ``_rmsprop_span``.
     ``momentum_buffer`` is None unless momentum > 0, ``grad_avg`` unless centered."""
     step += 1                                                                   # t
-    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
+    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
     v = alpha * square_avg + ((1.0 - alpha) * g) * g                            # v_t
     square_avg[...] = v
     if grad_avg is not None:
@@ -40,10 +41,11 @@ def _rmsprop(param, grad, step, square_avg, momentum_buffer, grad_avg, *, lr, al
         param[...] = param + (-lr * g) / avg                                    # p_t
 
 
-def _adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize):
+def _adadelta(param, grad, step, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize,
+              grad_scale=1.0):
     """One Adadelta step in place, as torch.optim.Adadelta (eps inside both square roots)."""
     step += 1                                                                   # t
-    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
+    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
     v = rho * square_avg + ((1.0 - rho) * g) * g                                # v_t
     square_avg[...] = v
     dx = np.sqrt(acc_delta + eps) / np.sqrt(v + eps) * g                        # dx_t

@@ -7,9 +7,9 @@ from ._util import Batch, effective_grad, real, run, tensors
 
 
 def _sgd(param, grad, momentum_buffer, first_step, *, lr, momentum, dampening, weight_decay, nesterov,
-         maximize):
+         maximize, grad_scale=1.0):
     """One SGD step on flat views (``sgd`` checks them), as the kernel's ``_sgd_span``."""
-    g = effective_grad(grad, param, maximize, weight_decay)                     # g_t
+    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
     if momentum != 0.0:
         if first_step:
             b = g                                                   # b_t
@@ -23,9 +23,10 @@ def _sgd(param, grad, momentum_buffer, first_step, *, lr, momentum, dampening, w
     param[...] = param - lr * g                                     # p_t
 
 
-def _momentum(param, grad, momentum_buffer, *, lr, beta):
+def _momentum(param, grad, momentum_buffer, *, lr, beta, grad_scale=1.0):
     """One step of the texts' momentum on flat views, as the kernel's ``_momentum_span``."""
-    v = beta * momentum_buffer + (1.0 - beta) * grad                # v_t
+    g = grad if grad_scale == 1.0 else grad.dtype.type(grad_scale) * grad      # g_t
+    v = beta * momentum_buffer + (1.0 - beta) * g                   # v_t
     momentum_buffer[...] = v
     param[...] = param - lr * v                                     # p_t
 
