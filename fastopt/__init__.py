@@ -11,6 +11,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .flat import FlatParams
 from .momentum import Momentum
 from .nadam import NAdam
@@ -27,6 +28,9 @@ __all__ = [
     "AdamW",
     "Adamax",
     "FlatParams",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "get_total_norm",
     "Momentum",
     "NAdam",
     "Optimizer",

@@ -20,6 +20,7 @@ from . import _validation as check
 from . import kernels, reference
 from ._config import get_num_threads
 from ._kernels import _runtime
+from .reference.clip import norm_kind
 
 BACKENDS = {"cython": kernels, "numpy": reference}
 
@@ -98,12 +99,32 @@ class Optimizer:
     parameter added to, removed from or moved within ``param_groups`` takes its state along, and one that
     is new to the optimizer starts with none.
 
+    Options every optimizer takes (keywords, after its own hyperparameters):
+
+    - ``max_grad_norm=None``, ``norm_type=2.0``: clip the gradients to this global norm inside the
+      step, as ``torch.nn.utils.clip_grad_norm_`` before it (scale ``min(1, max_grad_norm / (norm +
+      1e-6))``): one read pass computes the norm of all the gradients, and the update pass multiplies
+      each gradient as it reads it, so the gradients are never rewritten. ``last_grad_norm``: the norm
+      of the last step (before clipping).
+    - ``skip_nonfinite=False``: a step whose gradients hold NaN or inf anywhere changes nothing
+      (parameters, state, step counts) and is counted in ``skipped_steps``; with clipping it shares the
+      norm's pass.
+    - ``backend="cython"``: ``"numpy"`` runs the pure-NumPy reference of the same math.
+
     One optimizer may be used from several threads: its methods are serialized by a lock.
     """
 
-    def __init__(self, params, defaults, *, backend="cython"):
+    def __init__(self, params, defaults, *, backend="cython", max_grad_norm=None, norm_type=2.0,
+                 skip_nonfinite=False):
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
+            raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
+        norm_kind(norm_type)  # TypeError/ValueError for anything but a positive p or inf
+        check.flag("skip_nonfinite", skip_nonfinite)
+        self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
+        self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)
+        self.last_grad_norm, self.skipped_steps = None, 0
         self.backend = backend
         self._lock = threading.RLock()
         self._check_hyperparameters(defaults)
@@ -192,6 +213,17 @@ class Optimizer:
             plan = self._current_plan()
             grads = _runtime.check_grads(grads, plan.params, plan.written, plan.checked)
             plan.checked = tuple(grads)
+            scale = 1.0
+            if self.max_grad_norm is not None or self.skip_nonfinite:
+                # one read pass over the gradients; the clip coefficient folds into the update's
+                norm, finite = BACKENDS[self.backend].grad_norm(grads, self.norm_type, get_num_threads())
+                self.last_grad_norm = norm
+                if self.skip_nonfinite and not finite:
+                    self.skipped_steps += 1
+                    return
+                if self.max_grad_norm is not None:
+                    coef = self.max_grad_norm / (norm + 1e-6)
+                    scale = 1.0 if coef >= 1.0 else coef  # a NaN norm gives NaN, as torch's clamp
             created = None if plan.complete else self._create_state(plan, grads)
             try:
                 if len(plan.lists) == 1 and not created:  # the common case, in short
@@ -202,7 +234,7 @@ class Optimizer:
                 self._forget(created)
                 raise
             try:
-                plan.run(batches, get_num_threads())
+                plan.run(batches, get_num_threads(), scale)
             except Exception:  # MemoryError, raised before anything is written (a KeyboardInterrupt
                 self._forget(created)  # arrives after the update: the new state is in use then)
                 raise

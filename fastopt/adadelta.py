@@ -23,10 +23,10 @@ class Adadelta(Optimizer):
     _buffers = ("step", "square_avg", "acc_delta")
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 capturable=False, maximize=False, differentiable=False, backend="cython"):
+                 capturable=False, maximize=False, differentiable=False, backend="cython", **options):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])

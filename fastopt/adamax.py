@@ -24,10 +24,10 @@ class Adamax(Optimizer):
     _buffers = ("step", "exp_avg", "exp_inf")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
-                 maximize=False, differentiable=False, capturable=False, backend="cython"):
+                 maximize=False, differentiable=False, capturable=False, backend="cython", **options):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])

@@ -8,7 +8,9 @@ array, its size and writability, and that no written array shares memory with an
 is written. Scalar state (``step``, ``mu_product``) is a 1-element array, hyperparameters are keywords,
 ``n_threads`` caps the threads of fastopt's pool (the caller works too); the GIL is released in every
 large call. ``adam_batch`` checks a group call and returns its work items; ``run(batches, n_threads)``
-executes several as one job (an optimizer step: every group checked before any is written). ``floor``
+executes several as one job (an optimizer step: every group checked before any is written), its
+``grad_scale`` multiplying every gradient as it is read (a clip coefficient). ``grad_norm(grads,
+norm_type)`` is the norm of a list of gradients, in one deterministic read pass. ``floor``
 and ``floor_group`` are the memory-floor kernels the benchmarks compare against (a step's traffic, no
 math).
 """
@@ -17,7 +19,7 @@ from ._kernels._runtime import Batch, run
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
-    "adamax_group", "floor", "floor_group", "momentum", "momentum_group", "nadam", "nadam_group",
+    "adamax_group", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
     "rmsprop", "rmsprop_group", "sgd", "sgd_group",
 ]
 

@@ -20,8 +20,8 @@ class Momentum(Optimizer):
     _kernel = "momentum"
     _buffers = ("momentum_buffer",)
 
-    def __init__(self, params, lr=0.01, beta=0.9, *, backend="cython"):
-        super().__init__(params, dict(lr=lr, beta=beta), backend=backend)
+    def __init__(self, params, lr=0.01, beta=0.9, *, backend="cython", **options):
+        super().__init__(params, dict(lr=lr, beta=beta), backend=backend, **options)
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])

@@ -28,12 +28,12 @@ class NAdam(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, backend="cython"):
+                 differentiable=False, backend="cython", **options):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
         check.learning_rate(group["lr"])

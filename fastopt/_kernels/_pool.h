@@ -2,7 +2,7 @@
  *
  * A call is a list of work items; item k covers elements [offsets[k], offsets[k+1]) of the concatenation
  * of all items, and starts with an fo_head naming the function that updates a range of its elements.
- * Large calls are cut into fixed, 64-byte-aligned chunks that threads claim one at a time:
+ * Large calls are cut into fixed chunks of whole 4096-element blocks that threads claim one at a time:
  *
  *   - the calling thread works too: it publishes the job, wakes the helpers and claims chunks itself;
  *   - a helper that has not woken yet claims nothing, and the caller does not wait for it: it waits only
@@ -50,7 +50,8 @@ typedef struct {
     fo_prologue_fn prologue;  /* once per call, before any chunk (step counters, step scalars), or NULL */
 } fo_head;
 
-#define FO_ALIGN 16               /* chunk boundaries: multiples of 16 elements (64 bytes of float32) */
+#define FO_BLOCK 4096             /* chunk boundaries: multiples of 4096 elements (64-byte aligned, and a
+                                     reduction keeps per-block partials that one thread computes whole) */
 #define FO_CHUNK_MIN 4096         /* elements */
 #define FO_CHUNK_MAX 65536
 #define FO_CHUNKS_PER_THREAD 16
@@ -274,7 +275,7 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     if (chunk < FO_CHUNK_MIN) chunk = FO_CHUNK_MIN;
     if (chunk > FO_CHUNK_MAX) chunk = FO_CHUNK_MAX;
     if (chunk < total / 0x7fffffff + 1) chunk = total / 0x7fffffff + 1;  /* the count fits in 32 bits */
-    chunk = (chunk + FO_ALIGN - 1) / FO_ALIGN * FO_ALIGN;
+    chunk = (chunk + FO_BLOCK - 1) / FO_BLOCK * FO_BLOCK;
     nchunks = (total + chunk - 1) / chunk;
 
     fo_P.items = items;

@@ -13,6 +13,11 @@ ctypedef struct WorkHead:
     chunk_fn chunk
     prologue_fn prologue
 
+cdef enum:
+    # The job's elements (the items laid end to end) are cut into chunks of whole BLOCKs (_pool.h's
+    # FO_BLOCK): a reduction may keep one partial per block piece, written by one thread.
+    BLOCK = 4096
+
 ctypedef struct ItemHead:
     # The start of every kernel's work struct: the header, the param's and the grad's data, and the
     # gradient scale that ``run`` sets for every item of a job (1, or a clip coefficient): the one place

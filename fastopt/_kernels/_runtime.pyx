@@ -97,7 +97,10 @@ cdef extern from "_pool.h":
     void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
                 Py_ssize_t parallel_min) nogil
     const int FO_MAX_THREADS
-    const int FO_ALIGN
+    const int FO_BLOCK
+
+if FO_BLOCK != BLOCK:  # _runtime.pxd's copy of the pool's block, for the kernel modules
+    raise ImportError(f"fastopt build error: _pool.h FO_BLOCK={FO_BLOCK}, _runtime.pxd BLOCK={BLOCK}")
 
 cdef enum:
     # A call is split over threads only from PARALLEL_MIN elements, with at least PARALLEL_MIN/2 per
@@ -123,7 +126,7 @@ def pool_stats():
             "helper_chunks": fo_load(&fo_P.helper_chunks)}
 
 BUILD = {"threads": "win32" if FASTOPT_WIN32 else "pthreads", "parallel_min": PARALLEL_MIN,
-         "chunk_align": FO_ALIGN, "max_threads": FO_MAX_THREADS}
+         "chunk_align": FO_BLOCK, "max_threads": FO_MAX_THREADS}
 
 cdef extern from *:
     """

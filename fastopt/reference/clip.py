@@ -1,0 +1,100 @@
+"""Pure-NumPy twin of ``fastopt/_kernels/clip.pyx``: the same pieces, lanes and order, so the same bits.
+
+The gradients are laid end to end and cut at every multiple of BLOCK elements; each piece is summed in
+double over 8 lanes (lane j takes elements j, j+8, ...: the piece padded with zeros to a multiple of 8,
+reshaped to rows of 8 and summed down the columns, one row after another), the lanes added pairwise, the
+pieces in order.
+"""
+import math
+import numbers
+
+import numpy as np
+
+BLOCK = 4096
+SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
+
+
+def norm_kind(norm_type):
+    """(kind, p) for a norm type: 2, 1, inf or another p > 0 (ValueError otherwise)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__}")
+    p = float(norm_type)
+    if p == 2.0:
+        return SQUARES, p
+    if p == 1.0:
+        return ABSOLUTE, p
+    if p == float("inf"):
+        return MAXIMUM, p
+    if not 0.0 < p < float("inf"):
+        raise ValueError(f"norm_type must be a positive number or inf, got {norm_type!r}")
+    return POWERS, p
+
+
+def _pow(a, b):
+    """C's pow (NumPy's power may use its own SIMD routines; math.pow raises where C gives inf)."""
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        return math.inf
+
+
+def _lanes(values, combine):
+    """8 lanes summed (or maxed) down the rows in order, then pairwise."""
+    padded = np.zeros((len(values) + 7) // 8 * 8)
+    padded[:len(values)] = values
+    rows = padded.reshape(-1, 8)
+    acc = rows[0].copy()
+    for row in rows[1:]:
+        acc = combine(acc, row)
+    return combine(combine(combine(acc[0], acc[1]), combine(acc[2], acc[3])),
+                   combine(combine(acc[4], acc[5]), combine(acc[6], acc[7])))
+
+
+def _piece(x, kind, power):
+    """(value, nonfinite sum) of one piece, as the kernel's ``_norm_span``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = x.astype(np.float64)
+        if kind == SQUARES:
+            terms, combine = x * x, np.add                                       # s
+        elif kind == ABSOLUTE:
+            terms, combine = np.abs(x), np.add                                   # s
+        elif kind == MAXIMUM:
+            terms, combine = np.abs(x), np.maximum                               # s
+        else:
+            # C's pow, as the kernel (NumPy's power may use its own SIMD routines)
+            terms, combine = np.array([_pow(v, power) for v in np.abs(x)]), np.add  # s
+        return float(_lanes(terms, combine)), float(_lanes(x - x, np.add))       # z
+
+
+def grad_norm(grads, norm_type=2.0, n_threads=1):
+    """``(norm, finite)`` of all of ``grads`` together (see the kernel's ``grad_norm``)."""
+    kind, power = norm_kind(norm_type)
+    if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
+        raise TypeError(f"grads must be a list of arrays, got {type(grads).__name__}")
+    present = [g for g in grads if g is not None]
+    for k, g in enumerate(present):
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"grads[{k}] must be a numpy.ndarray, got {type(g).__name__}")
+        if g.dtype not in (np.float32, np.float64):
+            raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32 or float64")
+        if not (g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative):
+            raise ValueError(f"grads[{k}] must be C-contiguous, aligned and in native byte order")
+    pieces, offset = [], 0
+    for g in present:
+        flat = g.reshape(-1)
+        a = 0
+        while a < flat.size:
+            b = min(flat.size, ((offset + a) // BLOCK + 1) * BLOCK - offset)
+            pieces.append(_piece(flat[a:b], kind, power))
+            a = b
+        offset += flat.size
+    total = z = 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for value, bad in pieces:
+            total = float(np.maximum(total, value)) if kind == MAXIMUM else total + value   # s
+            z = z + bad                                                                     # z
+        if kind == SQUARES:
+            total = float(np.sqrt(total))                                                   # norm
+        elif kind == POWERS:
+            total = _pow(total, 1.0 / power)                                                 # norm
+    return total, z == 0.0
