@@ -33,7 +33,7 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTOPT_DEBUG", "") not in ("", "0")
 SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
-KERNELS = ["sgd", "adam", "rmsprop", "floor", "clip"]
+KERNELS = ["sgd", "adam", "rmsprop", "floor", "tools"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -12,7 +12,9 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
+from .ema import EMA
 from .flat import FlatParams
+from .minimize import OptimizeResult, minimize
 from .momentum import Momentum
 from .nadam import NAdam
 from .rmsprop import RMSprop
@@ -27,11 +29,14 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "EMA",
     "FlatParams",
     "clip_grad_norm_",
     "clip_grad_value_",
     "get_total_norm",
     "Momentum",
+    "OptimizeResult",
+    "minimize",
     "NAdam",
     "Optimizer",
     "RMSprop",

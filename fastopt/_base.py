@@ -20,7 +20,7 @@ from . import _validation as check
 from . import kernels, reference
 from ._config import get_num_threads
 from ._kernels import _runtime
-from .reference.clip import norm_kind
+from .reference.tools import norm_kind
 
 BACKENDS = {"cython": kernels, "numpy": reference}
 

@@ -19,7 +19,7 @@ from ._kernels._runtime import Batch, run
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
-    "adamax_group", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
+    "adamax_group", "ema_update", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
     "rmsprop", "rmsprop_group", "sgd", "sgd_group",
 ]
 

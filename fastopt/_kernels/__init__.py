@@ -12,7 +12,7 @@ import os
 from ._runtime import supported
 
 VARIANTS = ("baseline", "avx2", "avx512")
-MODULES = ("sgd", "adam", "rmsprop", "floor", "clip")
+MODULES = ("sgd", "adam", "rmsprop", "floor", "tools")
 
 
 def _built():

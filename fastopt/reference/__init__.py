@@ -6,7 +6,7 @@ Each function has the same signature, math and line order as its compiled twin i
 and returns its work for ``run``). ``n_threads`` is checked and ignored. ``backend="numpy"`` on any optimizer runs these instead of the kernels.
 """
 from ._util import Batch, run
-from .clip import grad_norm
+from .tools import ema_update, grad_norm
 from .adam import adam, adam_batch, adam_group, adamax, adamax_batch, adamax_group, nadam, nadam_batch, nadam_group
 from .floor import floor, floor_batch, floor_group
 from .rmsprop import (adadelta, adadelta_batch, adadelta_group, adagrad, adagrad_batch, adagrad_group, rmsprop,
@@ -15,6 +15,6 @@ from .sgd import momentum, momentum_batch, momentum_group, sgd, sgd_batch, sgd_g
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
-    "adamax_group", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
+    "adamax_group", "ema_update", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
     "rmsprop", "rmsprop_group", "sgd", "sgd_group",
 ]

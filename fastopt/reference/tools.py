@@ -1,6 +1,6 @@
-"""Pure-NumPy twin of ``fastopt/_kernels/clip.pyx``: the same pieces, lanes and order, so the same bits.
+"""Pure-NumPy twins of ``fastopt/_kernels/tools.pyx``: the same math in the same order, so the same bits.
 
-The gradients are laid end to end and cut at every multiple of BLOCK elements; each piece is summed in
+``grad_norm``: the gradients are laid end to end and cut at every multiple of BLOCK elements; each piece is summed in
 double over 8 lanes (lane j takes elements j, j+8, ...: the piece padded with zeros to a multiple of 8,
 reshaped to rows of 8 and summed down the columns, one row after another), the lanes added pairwise, the
 pieces in order.
@@ -9,6 +9,8 @@ import math
 import numbers
 
 import numpy as np
+
+from ._util import Batch, run, tensors
 
 BLOCK = 4096
 SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
@@ -98,3 +100,26 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
         elif kind == POWERS:
             total = _pow(total, 1.0 / power)                                                 # norm
     return total, z == 0.0
+
+
+def _ema(shadow, param, *, weight, grad_scale=1.0):
+    """torch's lerp_(shadow, param, weight), as the kernel's ``_ema_span``."""
+    w = shadow.dtype.type(weight)
+    if abs(float(w)) < 0.5:  # the weight as rounded to the dtype, as torch's
+        shadow[...] = shadow + w * (param - shadow)                             # shadow_t
+    else:
+        shadow[...] = param - (param - shadow) * (1 - w)                        # shadow_t
+
+
+EMA_NAMES = ("shadows", "params")
+
+
+def ema_update(shadows, params, weight, n_threads=1):
+    """``shadow = lerp(shadow, param, weight)`` in place for every pair (see the kernel's)."""
+    if not isinstance(shadows, (list, tuple)) or not isinstance(params, (list, tuple)):
+        raise TypeError("shadows and params must be lists of arrays")
+    for k, p in enumerate(params):
+        if p is None:
+            raise TypeError(f"params[{k}] must be a numpy.ndarray, got NoneType")
+    work = tensors(EMA_NAMES, (shadows, params), 2)
+    run(Batch(_ema, [args[1:] for args in work], dict(weight=float(weight))), n_threads)

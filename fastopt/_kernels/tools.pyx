@@ -1,8 +1,12 @@
-"""The norm of a list of gradients in one read pass: ``grad_norm(grads, norm_type, n_threads)`` returns
-``(norm, finite)``, what gradient clipping (``fastopt.clip_grad_norm_``, an optimizer's
-``max_grad_norm``) and non-finite skipping need.
+"""Kernels of the training toolkit, over lists of arrays:
 
-Reference twin: ``fastopt/reference/clip.py``; every line that computes a symbol carries the same tag.
+- ``grad_norm(grads, norm_type, n_threads)``: ``(norm, finite)`` of a list of gradients in one read pass,
+  what gradient clipping (``fastopt.clip_grad_norm_``, an optimizer's ``max_grad_norm``) and
+  non-finite skipping need;
+- ``ema_update(shadows, params, weight, n_threads)``: ``shadow = lerp(shadow, param, weight)`` for every
+  pair in one pass, as torch's ``lerp_`` (``fastopt.EMA``).
+
+Reference twin: ``fastopt/reference/tools.py``; every line that computes a symbol carries the same tag.
 
 Deterministic for any thread count: the gradients are laid end to end and cut at every multiple of
 BLOCK (4096) elements; the runtime's chunks are whole blocks, so each piece (a tensor's part of a block)
@@ -63,7 +67,7 @@ from libc.string cimport memset
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, BLOCK, ItemHead, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_data, build_info, maxnan, work_head
+from fastopt._kernels._util cimport batch_add, batch_data, build_info, maxnan, work_head
 
 import numbers
 
@@ -224,3 +228,57 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
     elif kind == POWERS:
         total = pow(total, 1.0 / power)                                                 # norm
     return total, z == 0.0
+
+
+# -- ema ----------------------------------------------------------------------------------------------
+
+ctypedef struct EmaWork:
+    WorkHead head
+    void* p              # the shadow (written)
+    const void* g        # the parameter (read)
+    double grad_scale    # unused
+    int single
+    double weight
+
+
+cdef void _ema_span(floating* s, const floating* p, Py_ssize_t lo, Py_ssize_t hi,
+                    const EmaWork* w) noexcept nogil:
+    """torch's lerp_(s, p, weight): s + w*(p - s) for |w| < 0.5, else p - (p - s)*(1 - w)."""
+    cdef floating weight = w.weight
+    cdef floating rest = 1 - weight
+    cdef Py_ssize_t i
+    if fabs(<double>weight) < 0.5:  # the weight as rounded to the dtype, as torch's
+        for i in range(lo, hi):
+            s[i] = s[i] + weight * (p[i] - s[i])        # shadow_t
+    else:
+        for i in range(lo, hi):
+            s[i] = p[i] - (p[i] - s[i]) * rest          # shadow_t
+
+
+cdef void _ema_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef EmaWork* w = <EmaWork*>work
+    if w.single:
+        _ema_span(<float*>w.p, <const float*>w.g, lo, hi, w)
+    else:
+        _ema_span(<double*>w.p, <const double*>w.g, lo, hi, w)
+
+
+EMA_NAMES = ("shadows", "params")
+
+
+def ema_update(shadows, params, double weight, n_threads=1):
+    """``shadow = lerp(shadow, param, weight)`` in place for every pair (lists of C-contiguous arrays
+    of one dtype per pair and the same size; the params are only read), as torch's ``lerp_``, in one
+    job. Everything is checked before anything is written."""
+    cdef Batch b = new_batch(EMA_NAMES, (shadows, params), 2, sizeof(EmaWork), True)
+    cdef tuple S = b.lists[0], P = b.lists[1]
+    cdef EmaWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(S)):
+        if P[k] is None:
+            raise TypeError(f"params[{k}] must be a numpy.ndarray, got NoneType")
+        w = <EmaWork*>batch_add(b, work_head(_ema_chunk, NULL), S[k], P[k], k, &single, &n)
+        w.single, w.weight = single, weight
+    b.check_overlap()
+    run(b, n_threads)

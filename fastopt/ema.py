@@ -1,0 +1,134 @@
+"""Exponential moving average of parameters (weight EMA), one fused pass per update.
+
+    ema = fastopt.EMA(params, decay=0.999)
+    for ...:
+        opt.step(grads)
+        ema.update()              # shadow = decay * shadow + (1 - decay) * param, every array at once
+    ema.copy_to()                 # evaluate with the averaged weights (copies them into the params)
+
+The update is torch's ``lerp_`` of the shadow toward the parameter with weight ``1 - decay`` (as
+``torch.optim.swa_utils.get_ema_multi_avg_fn`` and timm's ``ModelEmaV3``), in place, in one compiled
+job over all the arrays. With ``warmup=True`` the decay of update ``t`` (counting from 0) is
+``min(decay, 1 - (1 + t / warmup_gamma) ** -warmup_power)``, at least ``min_decay``, as timm's: early
+averages follow the parameters closely.
+"""
+import numpy as np
+
+from . import _validation as check
+from . import kernels, reference
+from ._config import get_num_threads
+
+__all__ = ["EMA"]
+
+
+class EMA:
+    """Shadow copies of ``params`` (NumPy arrays, float32/float64, C-contiguous) averaged at each
+    ``update()``.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        The arrays to average (read at each update, never written except by ``copy_to()``).
+    decay : float, default 0.999
+        The weight of the old average, 0 <= decay <= 1.
+    warmup : bool, default False
+        Use ``min(decay, 1 - (1 + t / warmup_gamma) ** -warmup_power)`` at update ``t``.
+    warmup_gamma, warmup_power : float, default 1.0 and 2/3
+        The warm-up schedule's constants (timm's defaults), both > 0.
+    min_decay : float, default 0.0
+        The least decay the warm-up may use.
+    backend : {"cython", "numpy"}, default "cython"
+        ``"numpy"`` runs the pure-NumPy reference of the same update.
+
+    Attributes
+    ----------
+    shadow : list of numpy.ndarray
+        The averages, one per parameter (copies at construction).
+    num_updates : int
+        Updates so far.
+    """
+
+    def __init__(self, params, decay=0.999, *, warmup=False, warmup_gamma=1.0, warmup_power=2 / 3,
+                 min_decay=0.0, backend="cython"):
+        if isinstance(params, np.ndarray) or not hasattr(params, "__iter__"):
+            raise TypeError(f"params must be a list of arrays, got {type(params).__name__}")
+        params = list(params)
+        for i, p in enumerate(params):
+            check.param(p, i)
+        if backend not in ("cython", "numpy"):
+            raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
+        check.unit_interval("decay", decay, closed=True)
+        check.unit_interval("min_decay", min_decay, closed=True)
+        check.flag("warmup", warmup)
+        for name, value in (("warmup_gamma", warmup_gamma), ("warmup_power", warmup_power)):
+            if not 0.0 < check.real(name, value) < float("inf"):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self.params = params
+        self.decay, self.min_decay = float(decay), float(min_decay)
+        self.warmup, self.warmup_gamma, self.warmup_power = bool(warmup), float(warmup_gamma), float(warmup_power)
+        self.backend = backend
+        self.shadow = [p.copy() for p in params]
+        self.num_updates = 0
+
+    def current_decay(self):
+        """The decay the next ``update()`` uses."""
+        if not self.warmup:
+            return self.decay
+        t = self.num_updates
+        warm = 1.0 - (1.0 + t / self.warmup_gamma) ** -self.warmup_power
+        return max(min(self.decay, warm), self.min_decay)
+
+    def update(self):
+        """Fold the parameters' current values into the shadows (one pass over every array)."""
+        ops = kernels if self.backend == "cython" else reference
+        ops.ema_update(self.shadow, self.params, 1.0 - self.current_decay(), get_num_threads())
+        self.num_updates += 1
+
+    def copy_to(self, arrays=None):
+        """Copy the shadows into ``arrays`` (default: the parameters), e.g. to evaluate the averaged
+        model; arrays must have the parameters' shapes (values are cast to their dtypes)."""
+        arrays = self.params if arrays is None else list(arrays)
+        if len(arrays) != len(self.shadow):
+            raise ValueError(f"expected {len(self.shadow)} arrays (one per parameter), got {len(arrays)}")
+        for i, (a, s) in enumerate(zip(arrays, self.shadow)):
+            if not isinstance(a, np.ndarray) or a.shape != s.shape:
+                raise ValueError(f"arrays[{i}] must be an array of shape {s.shape}")
+            if not a.flags.writeable:
+                raise ValueError(f"arrays[{i}] is read-only")
+        for a, s in zip(arrays, self.shadow):
+            np.copyto(a, s, casting="same_kind")
+
+    def state_dict(self):
+        """``{"decay", "min_decay", "warmup", "warmup_gamma", "warmup_power", "num_updates", "shadow"}``
+        (the shadow arrays are copies)."""
+        return {"decay": self.decay, "min_decay": self.min_decay, "warmup": self.warmup,
+                "warmup_gamma": self.warmup_gamma, "warmup_power": self.warmup_power,
+                "num_updates": self.num_updates, "shadow": [s.copy() for s in self.shadow]}
+
+    def load_state_dict(self, state_dict):
+        """Restore a ``state_dict()`` (shadows copied into this EMA's arrays); checked before anything
+        changes."""
+        if not isinstance(state_dict, dict) or "shadow" not in state_dict:
+            raise TypeError("state_dict must be a dict with a 'shadow' list")
+        shadow = list(state_dict["shadow"])
+        if len(shadow) != len(self.shadow):
+            raise ValueError(f"state_dict has {len(shadow)} shadows, expected {len(self.shadow)}")
+        arrays = []
+        for i, (s, mine) in enumerate(zip(shadow, self.shadow)):
+            arr = np.asarray(s, dtype=mine.dtype)
+            if arr.shape != mine.shape:
+                raise ValueError(f"shadow[{i}] has shape {arr.shape}, expected {mine.shape}")
+            arrays.append(arr)
+        num_updates = state_dict.get("num_updates", 0)
+        if isinstance(num_updates, bool) or not isinstance(num_updates, (int, np.integer)) or num_updates < 0:
+            raise ValueError(f"num_updates must be a non-negative int, got {num_updates!r}")
+        new = EMA(self.params, decay=state_dict.get("decay", self.decay),
+                  warmup=state_dict.get("warmup", self.warmup),
+                  warmup_gamma=state_dict.get("warmup_gamma", self.warmup_gamma),
+                  warmup_power=state_dict.get("warmup_power", self.warmup_power),
+                  min_decay=state_dict.get("min_decay", self.min_decay), backend=self.backend)
+        for mine, arr in zip(self.shadow, arrays):
+            mine[...] = arr
+        self.decay, self.min_decay, self.warmup = new.decay, new.min_decay, new.warmup
+        self.warmup_gamma, self.warmup_power = new.warmup_gamma, new.warmup_power
+        self.num_updates = int(num_updates)
