@@ -20,6 +20,8 @@ for ratios measured interleaved on a noisy machine, use ``python -m fastopt benc
   1 thread, {fastopt, torch fused, floor}.
 - ``test_torch_model``: the two models as torch tensors, x threads x {fastopt.torch.Adam, torch.optim.Adam
   fused, foreach, for-loop, and fastopt's NumPy-API step on the same shapes (the adapter's cost)}.
+- ``test_toolkit``: Adam float32 at 1e7, 1 thread: plain, clipping fused into the step, a separate
+  ``clip_grad_norm_`` then the step, and ``skip_nonfinite``.
 - ``test_training_step``: a whole training step of an MLP (forward, backward, Adam step) and the optimizer
   step alone, x threads x {fastopt.torch, torch fused, torch for-loop}.
 
@@ -31,8 +33,8 @@ import os
 import pytest
 
 import fastopt
-from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, TORCH_ADAMS, fastopt_step,
-                              floor_step, import_torch, torch_adam_step, torch_step, torch_training_step,
+from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, TOOLKIT_SIZE, TORCH_ADAMS, fastopt_step,
+                              floor_step, import_torch, toolkit_steps, torch_adam_step, torch_step, torch_training_step,
                               usable_cpus)
 from fastopt._registry import BY_NAME, CASES
 
@@ -135,3 +137,12 @@ def test_training_step(benchmark, threads, contender, part):
     benchmark.group = f"training-step-mlp-Adam-float32-{thread_label(threads)}"
     train, step = torch_training_step(torch, contender)
     benchmark(train if part == "train" else step)
+
+
+@pytest.mark.parametrize("variant", ["plain", "fused clip", "clip + step", "skip nonfinite"])
+@pytest.mark.parametrize("threads", [1], ids=thread_label, indirect=True)
+def test_toolkit(benchmark, threads, variant):
+    """Adam float32 at 1e7 elements: the plain step, clipping fused into it (``max_grad_norm``),
+    ``fastopt.clip_grad_norm_`` then a plain step, and ``skip_nonfinite=True``."""
+    benchmark.group = f"toolkit-Adam-float32-{TOOLKIT_SIZE}-{thread_label(threads)}"
+    benchmark(toolkit_steps(TOOLKIT_SIZE)[variant])

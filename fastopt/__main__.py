@@ -523,6 +523,54 @@ def torch_table(torch, threads, args):
                       widths)
 
 
+TOOLKIT_SIZE = 10_000_000  # Adam float32, memory-bound: the extra pass over the gradients shows
+
+
+def toolkit_steps(size, dtype="float32"):
+    """Zero-argument Adam steps (lr 1e-4) on one parameter array of ``size`` elements: "plain", "fused
+    clip" (``max_grad_norm``: a norm pass, the coefficient folded into the update), "clip + step"
+    (``fastopt.clip_grad_norm_`` rewriting the gradients, then a plain step) and "skip nonfinite"
+    (``skip_nonfinite=True``: the finiteness pass, no clipping). Clipping is active: the threshold is
+    half the gradients' norm (the separate clip rewrites the gradients at every call: after the first,
+    by a factor just below 1, so they neither drift nor stop being rewritten)."""
+    from .clip import clip_grad_norm_, get_total_norm
+
+    adam = BY_NAME["Adam"]
+    steps = {}
+    threshold = get_total_norm(make_tensors(size, dtype)[1]) / 2
+    for name, options in (("plain", {}), ("fused clip", {"max_grad_norm": threshold}), ("clip + step", {}),
+                          ("skip nonfinite", {"skip_nonfinite": True})):
+        params, grads = make_tensors(size, dtype)
+        opt = adam.cls(params, lr=1e-4, **options)
+        opt.step(grads)
+        if name == "clip + step":
+            steps[name] = lambda opt=opt, grads=grads: (clip_grad_norm_(grads, threshold), opt.step(grads))
+        else:
+            steps[name] = lambda opt=opt, grads=grads: opt.step(grads)
+    return steps
+
+
+def toolkit_table(args):
+    """Clipping and non-finite skipping inside the step against the plain step and a separate clip."""
+    print()
+    print(f"Training toolkit: Adam float32, n = {sci(TOOLKIT_SIZE)}, 1 thread; x plain: time over the plain step "
+          "(< 1: faster), x clip+step: over fastopt.clip_grad_norm_ then a plain step")
+    print("  (goals: fused clip x plain <= 1.15, fused clip x clip+step <= 0.85, skip nonfinite x plain <= 1.15)")
+    header = ["variant", "time", "x plain", "x clip+step"]
+    widths = [14, 9, 7, 11]
+    print_header(header, widths, left=1)
+    saved = get_num_threads()
+    set_num_threads(1)
+    try:
+        result = compare(toolkit_steps(TOOLKIT_SIZE), baseline="plain", rounds=3 if args.quick else 9,
+                         target=0.0)
+    finally:
+        set_num_threads(saved)
+    for name, seconds in result.medians.items():
+        print_row([name, format_time(seconds), f"{result.ratio(name, 'plain'):.2f}",
+                   f"{result.ratio(name, 'clip + step'):.2f}"], widths, left=1)
+
+
 BUSY_SIZE = 1_000_000  # Adam float32: a step of about a millisecond
 
 
@@ -606,6 +654,7 @@ def run_bench(args, parser):
     model_table(cases if args.models_all else [BY_NAME["Adam"]], threads, torch, args)
     overhead_lines(torch, args)
     torch_table(torch, threads, args)
+    toolkit_table(args)
     busy_table(torch, args)
     return 0
 

@@ -10,9 +10,10 @@ Reference twin: ``fastopt/reference/tools.py``; every line that computes a symbo
 
 Deterministic for any thread count: the gradients are laid end to end and cut at every multiple of
 BLOCK (4096) elements; the runtime's chunks are whole blocks, so each piece (a tensor's part of a block)
-is summed by one thread, in double over 8 lanes (lane j takes elements j, j+8, ...; the lanes are then
-added pairwise); the pieces are combined in order. ``finite`` comes from the same pass: the sum of
-``g - g``, NaN exactly when some element is NaN or infinite.
+is summed by one thread, in double over 32 lanes (lane j takes elements j, j+32, ...; the lanes are
+then combined in a fixed tree); the pieces are combined in order. ``finite`` comes from the same pass:
+NaN and inf propagate into the sum (a float64 sum that overflows from finite elements is checked again,
+element by element).
 
     p = 2:  sqrt(sum g^2)    p = 1:  sum |g|    p = inf:  max |g|    other p > 0:  (sum |g|^p)^(1/p)
 """
@@ -21,47 +22,74 @@ from libc.math cimport fabs, pow, sqrt
 
 cdef extern from *:
     """
-    /* The 8 lanes of the p = 2 and p = 1 sums over g[0 .. full) (full a multiple of 8): lane j adds
-       elements j, j+8, ... in order, into acc[j] (and g - g into bad[j]). GCC/Clang vector types make
-       one 8-double vector of the lanes (1 zmm, 2 ymm or 4 xmm registers: the same per-lane adds on any
-       ISA); elsewhere the same lanes one by one. */
-    #if defined(__GNUC__) || defined(__clang__)
+    /* One piece of a norm: 32 double lanes, lane j taking elements j, j+32, j+64, ... in order (term:
+       x*x or |x|; sums, or NaN-propagating maxima for p = inf). Then lanes j, j+8, j+16, j+24 are
+       combined as (a + b) + (c + d), and the 8 results pairwise: ((u0+u1)+(u2+u3)) + ((u4+u5)+(u6+u7)).
+       With GCC/Clang vector types the lanes are four 8-double vectors, independent chains (4 zmm, 8 ymm
+       or 16 xmm registers: the same per-lane operations on every ISA); elsewhere, one lane at a time.
+       *out: the piece's value. */
+    #include <math.h>
+    #include <string.h>
+    #define FO_MAXNAN_S(a, b) ((((a) >= (b)) | ((a) != (a))) ? (a) : (b))
+    #define FO_ADD_S(a, b) ((a) + (b))
+    #define FO_SQ_S(x) ((x) * (x))
+    #define FO_ABS_S(x) fabs(x)
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTOPT_NO_VECTOR_TYPES)
     typedef double fo_v8d __attribute__((vector_size(64)));
     typedef long long fo_v8l __attribute__((vector_size(64)));
     typedef float fo_v8f __attribute__((vector_size(32)));
-    #define FO_LANES(NAME, T, LOAD, TERM) \
-    static void NAME(const T* g, Py_ssize_t full, double* acc_out, double* bad_out) { \
-        fo_v8d acc, bad, x; Py_ssize_t i; \
-        memcpy(&acc, acc_out, sizeof acc); memcpy(&bad, bad_out, sizeof bad); \
-        for (i = 0; i < full; i += 8) { LOAD; acc = acc + (TERM); bad = bad + (x - x); } \
-        memcpy(acc_out, &acc, sizeof acc); memcpy(bad_out, &bad, sizeof bad); \
+    static inline fo_v8d fo_load_f(const float* g) { fo_v8f x; memcpy(&x, g, sizeof x); return __builtin_convertvector(x, fo_v8d); }
+    static inline fo_v8d fo_load_d(const double* g) { fo_v8d x; memcpy(&x, g, sizeof x); return x; }
+    static inline fo_v8d fo_abs_v(fo_v8d x) {
+        const long long m = 0x7fffffffffffffffLL;
+        return (fo_v8d)((fo_v8l)x & (fo_v8l){m, m, m, m, m, m, m, m});
     }
-    #define FO_LOAD_F fo_v8f xf; memcpy(&xf, g + i, sizeof xf); x = __builtin_convertvector(xf, fo_v8d)
-    #define FO_LOAD_D memcpy(&x, g + i, sizeof x)
-    #define FO_ABS ((fo_v8d)((fo_v8l)x & (fo_v8l){0x7fffffffffffffffLL, 0x7fffffffffffffffLL, \
-        0x7fffffffffffffffLL, 0x7fffffffffffffffLL, 0x7fffffffffffffffLL, 0x7fffffffffffffffLL, \
-        0x7fffffffffffffffLL, 0x7fffffffffffffffLL}))
+    static inline fo_v8d fo_sq_v(fo_v8d x) { return x * x; }
+    static inline fo_v8d fo_add_v(fo_v8d a, fo_v8d b) { return a + b; }
+    static inline fo_v8d fo_maxnan_v(fo_v8d a, fo_v8d b) {
+        fo_v8l m = (a >= b) | (a != a);
+        return (fo_v8d)(((fo_v8l)a & m) | ((fo_v8l)b & ~m));
+    }
+    #define FO_VECTOR_LOOP(LOAD, TERM, COMBINE, TERM_S, COMBINE_S) \
+        fo_v8d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, x0, x1, x2, x3; \
+        for (i = 0; i < full; i += 32) { \
+            x0 = LOAD(g + i); x1 = LOAD(g + i + 8); x2 = LOAD(g + i + 16); x3 = LOAD(g + i + 24); \
+            a0 = COMBINE(a0, TERM(x0)); a1 = COMBINE(a1, TERM(x1)); \
+            a2 = COMBINE(a2, TERM(x2)); a3 = COMBINE(a3, TERM(x3)); \
+        } \
+        memcpy(lanes, &a0, 64); memcpy(lanes + 8, &a1, 64); memcpy(lanes + 16, &a2, 64); memcpy(lanes + 24, &a3, 64);
     #else
-    #define FO_LANES(NAME, T, LOAD, TERM) \
-    static void NAME(const T* g, Py_ssize_t full, double* acc, double* bad) { \
-        Py_ssize_t i; int j; double x; \
-        for (i = 0; i < full; i += 8) for (j = 0; j < 8; j++) { \
-            x = (double)g[i + j]; acc[j] = acc[j] + (TERM); bad[j] = bad[j] + (x - x); } \
-    }
-    #define FO_LOAD_F
-    #define FO_LOAD_D
-    #define FO_ABS fabs(x)
+    #define FO_VECTOR_LOOP(LOAD, TERM, COMBINE, TERM_S, COMBINE_S) \
+        for (j = 0; j < 32; j++) lanes[j] = 0.0; \
+        for (i = 0; i < full; i += 32) for (j = 0; j < 32; j++) { \
+            x = (double)g[i + j]; lanes[j] = COMBINE_S(lanes[j], TERM_S(x)); }
     #endif
-    #include <string.h>
-    FO_LANES(fo_lanes_sq_f, float, FO_LOAD_F, x * x)
-    FO_LANES(fo_lanes_sq_d, double, FO_LOAD_D, x * x)
-    FO_LANES(fo_lanes_abs_f, float, FO_LOAD_F, FO_ABS)
-    FO_LANES(fo_lanes_abs_d, double, FO_LOAD_D, FO_ABS)
+    #define FO_PIECE(NAME, T, LOAD, TERM_V, TERM_S, COMBINE_V, COMBINE_S) \
+    static void NAME(const T* g, Py_ssize_t n, double* out) { \
+        double lanes[32], u[8], x; \
+        Py_ssize_t i, full = n / 32 * 32; int j; \
+        FO_VECTOR_LOOP(LOAD, TERM_V, COMBINE_V, TERM_S, COMBINE_S) \
+        for (j = 0; j < n - full; j++) { \
+            x = (double)g[full + j]; lanes[j] = COMBINE_S(lanes[j], TERM_S(x)); } \
+        for (j = 0; j < 8; j++) \
+            u[j] = COMBINE_S(COMBINE_S(lanes[j], lanes[j + 8]), COMBINE_S(lanes[j + 16], lanes[j + 24])); \
+        out[0] = COMBINE_S(COMBINE_S(COMBINE_S(u[0], u[1]), COMBINE_S(u[2], u[3])), \
+                           COMBINE_S(COMBINE_S(u[4], u[5]), COMBINE_S(u[6], u[7]))); \
+    }
+    FO_PIECE(fo_piece_sq_f, float, fo_load_f, fo_sq_v, FO_SQ_S, fo_add_v, FO_ADD_S)
+    FO_PIECE(fo_piece_sq_d, double, fo_load_d, fo_sq_v, FO_SQ_S, fo_add_v, FO_ADD_S)
+    FO_PIECE(fo_piece_abs_f, float, fo_load_f, fo_abs_v, FO_ABS_S, fo_add_v, FO_ADD_S)
+    FO_PIECE(fo_piece_abs_d, double, fo_load_d, fo_abs_v, FO_ABS_S, fo_add_v, FO_ADD_S)
+    FO_PIECE(fo_piece_max_f, float, fo_load_f, fo_abs_v, FO_ABS_S, fo_maxnan_v, FO_MAXNAN_S)
+    FO_PIECE(fo_piece_max_d, double, fo_load_d, fo_abs_v, FO_ABS_S, fo_maxnan_v, FO_MAXNAN_S)
     """
-    void fo_lanes_sq_f(const float* g, Py_ssize_t full, double* acc, double* bad) noexcept nogil
-    void fo_lanes_sq_d(const double* g, Py_ssize_t full, double* acc, double* bad) noexcept nogil
-    void fo_lanes_abs_f(const float* g, Py_ssize_t full, double* acc, double* bad) noexcept nogil
-    void fo_lanes_abs_d(const double* g, Py_ssize_t full, double* acc, double* bad) noexcept nogil
+    void fo_piece_sq_f(const float* g, Py_ssize_t n, double* out) noexcept nogil
+    void fo_piece_sq_d(const double* g, Py_ssize_t n, double* out) noexcept nogil
+    void fo_piece_abs_f(const float* g, Py_ssize_t n, double* out) noexcept nogil
+    void fo_piece_abs_d(const double* g, Py_ssize_t n, double* out) noexcept nogil
+    void fo_piece_max_f(const float* g, Py_ssize_t n, double* out) noexcept nogil
+    void fo_piece_max_d(const double* g, Py_ssize_t n, double* out) noexcept nogil
+
 from libc.string cimport memset
 
 from cython cimport floating
@@ -88,7 +116,7 @@ ctypedef struct NormWork:
     void* p              # unused (ItemHead's layout)
     const void* g
     double grad_scale    # unused
-    double* partials     # (value, nonfinite) per piece of this tensor
+    double* partials     # one value per piece of this tensor
     Py_ssize_t offset    # the tensor's first element in the job
     int single, kind
     double power
@@ -96,54 +124,37 @@ ctypedef struct NormWork:
 
 cdef void _norm_span(const floating* g, Py_ssize_t lo, Py_ssize_t hi, int kind, double power,
                      double* out) noexcept nogil:
-    """One piece: out[0] = its sum (or max), out[1] = the sum of g - g."""
-    cdef double acc[8]
-    cdef double bad[8]
+    """One piece, g[lo:hi]: *out = its sum (or max) over 32 lanes."""
+    cdef double lanes[32]
+    cdef double u[8]
     cdef double x
-    cdef Py_ssize_t i, j, n = hi - lo, full = (hi - lo) // 8 * 8
+    cdef Py_ssize_t i, n = hi - lo, full = (hi - lo) // 32 * 32
+    cdef int j
     g = g + lo
+    if kind != POWERS:  # lane j: term of elements j, j+32, ... (see the C above)      # s
+        if floating is float:
+            if kind == SQUARES:
+                fo_piece_sq_f(g, n, out)
+            elif kind == ABSOLUTE:
+                fo_piece_abs_f(g, n, out)
+            else:
+                fo_piece_max_f(g, n, out)
+        else:
+            if kind == SQUARES:
+                fo_piece_sq_d(g, n, out)
+            elif kind == ABSOLUTE:
+                fo_piece_abs_d(g, n, out)
+            else:
+                fo_piece_max_d(g, n, out)
+        return
+    for j in range(32):  # |x|^p: libm's pow, one lane at a time
+        lanes[j] = 0.0
+    for i in range(n):
+        x = g[i]
+        lanes[i % 32] = lanes[i % 32] + pow(fabs(x), power)                       # s
     for j in range(8):
-        acc[j] = 0.0
-        bad[j] = 0.0
-    if kind == SQUARES:  # lane j: acc[j] + x * x, bad[j] + (x - x) over elements j, j+8, ...    # s, z
-        if floating is float:
-            fo_lanes_sq_f(g, full, acc, bad)
-        else:
-            fo_lanes_sq_d(g, full, acc, bad)
-    elif kind == ABSOLUTE:  # lane j: acc[j] + |x|, bad[j] + (x - x)                              # s, z
-        if floating is float:
-            fo_lanes_abs_f(g, full, acc, bad)
-        else:
-            fo_lanes_abs_d(g, full, acc, bad)
-    elif kind == MAXIMUM:
-        for i in range(0, full, 8):
-            for j in range(8):
-                x = g[i + j]
-                acc[j] = maxnan(acc[j], fabs(x))        # s
-                bad[j] = bad[j] + (x - x)               # z
-    else:
-        for i in range(0, full, 8):
-            for j in range(8):
-                x = g[i + j]
-                acc[j] = acc[j] + pow(fabs(x), power)   # s
-                bad[j] = bad[j] + (x - x)               # z
-    for j in range(n - full):  # the tail, as if padded with zeros
-        x = g[full + j]
-        if kind == SQUARES:
-            acc[j] = acc[j] + x * x                     # s
-        elif kind == ABSOLUTE:
-            acc[j] = acc[j] + fabs(x)                   # s
-        elif kind == MAXIMUM:
-            acc[j] = maxnan(acc[j], fabs(x))            # s
-        else:
-            acc[j] = acc[j] + pow(fabs(x), power)       # s
-        bad[j] = bad[j] + (x - x)                       # z
-    if kind == MAXIMUM:
-        out[0] = maxnan(maxnan(maxnan(acc[0], acc[1]), maxnan(acc[2], acc[3])),
-                        maxnan(maxnan(acc[4], acc[5]), maxnan(acc[6], acc[7])))
-    else:
-        out[0] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-    out[1] = ((bad[0] + bad[1]) + (bad[2] + bad[3])) + ((bad[4] + bad[5]) + (bad[6] + bad[7]))
+        u[j] = (lanes[j] + lanes[j + 8]) + (lanes[j + 16] + lanes[j + 24])
+    out[0] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
 
 
 cdef void _norm_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
@@ -155,9 +166,9 @@ cdef void _norm_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
         if b > hi:
             b = hi
         if w.single:
-            _norm_span(<const float*>w.g, a, b, w.kind, w.power, w.partials + 2 * (block - first))
+            _norm_span(<const float*>w.g, a, b, w.kind, w.power, w.partials + (block - first))
         else:
-            _norm_span(<const double*>w.g, a, b, w.kind, w.power, w.partials + 2 * (block - first))
+            _norm_span(<const double*>w.g, a, b, w.kind, w.power, w.partials + (block - first))
         a = b
 
 
@@ -213,21 +224,32 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
         b.count += 1
         offset += n
         b.offsets[b.count] = offset
-    partials = np.zeros(2 * pieces + 2)
+    partials = np.zeros(pieces + 1)
     cdef double* data = <double*>cnp.PyArray_DATA(partials)
     for k in range(b.count):
-        (<NormWork*>b.items[k]).partials = data + 2 * <Py_ssize_t>starts[k]
+        (<NormWork*>b.items[k]).partials = data + <Py_ssize_t>starts[k]
     if b.count:
         run(b, n_threads)
-    cdef double total = 0.0, z = 0.0
+    cdef double total = 0.0
     for k in range(pieces):  # in order: tensor after tensor, piece after piece
-        total = maxnan(total, data[2 * k]) if kind == MAXIMUM else total + data[2 * k]   # s
-        z = z + data[2 * k + 1]                                                          # z
+        total = maxnan(total, data[k]) if kind == MAXIMUM else total + data[k]          # s
     if kind == SQUARES:
         total = sqrt(total)                                                             # norm
     elif kind == POWERS:
         total = pow(total, 1.0 / power)                                                 # norm
-    return total, z == 0.0
+    return total, _finite(total, kind, G)
+
+
+def _finite(double total, int kind, tuple grads):
+    """No element is NaN or infinite. A finite sum says so (NaN and inf propagate through squares,
+    absolute values, powers and maxima); so does a non-finite one, but for a sum that overflowed from
+    finite elements, which only float64 squares, sums or powers can (float32 ones cannot reach double's
+    range; a maximum cannot overflow): those are checked element by element."""
+    if total == total and total != float("inf"):
+        return True
+    if kind == MAXIMUM or (kind != POWERS and all(cnp.PyArray_TYPE(<cnp.ndarray>g) == cnp.NPY_FLOAT for g in grads)):
+        return False
+    return all(bool(np.isfinite(g).all()) for g in grads)
 
 
 # -- ema ----------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Pure-NumPy twins of ``fastopt/_kernels/tools.pyx``: the same math in the same order, so the same bits.
 
 ``grad_norm``: the gradients are laid end to end and cut at every multiple of BLOCK elements; each piece is summed in
-double over 8 lanes (lane j takes elements j, j+8, ...: the piece padded with zeros to a multiple of 8,
-reshaped to rows of 8 and summed down the columns, one row after another), the lanes added pairwise, the
-pieces in order.
+double over 32 lanes (lane j takes elements j, j+32, ...: the piece padded with zeros to a multiple of
+32, reshaped to rows of 32 and combined down the columns, one row after another), the lanes combined in
+the kernel's tree, the pieces in order.
 """
 import math
 import numbers
@@ -41,19 +41,20 @@ def _pow(a, b):
 
 
 def _lanes(values, combine):
-    """8 lanes summed (or maxed) down the rows in order, then pairwise."""
-    padded = np.zeros((len(values) + 7) // 8 * 8)
+    """32 lanes (lane j: elements j, j+32, ...) combined down the rows in order, then lanes j, j+8,
+    j+16, j+24 as (a, b) (c, d), then the 8 results pairwise (the kernel's tree)."""
+    padded = np.zeros((len(values) + 31) // 32 * 32)  # a lane's trailing zeros add nothing
     padded[:len(values)] = values
-    rows = padded.reshape(-1, 8)
-    acc = rows[0].copy()
+    rows = padded.reshape(-1, 32)
+    lanes = rows[0].copy() if len(rows) else np.zeros(32)
     for row in rows[1:]:
-        acc = combine(acc, row)
-    return combine(combine(combine(acc[0], acc[1]), combine(acc[2], acc[3])),
-                   combine(combine(acc[4], acc[5]), combine(acc[6], acc[7])))
+        lanes = combine(lanes, row)
+    u = combine(combine(lanes[0:8], lanes[8:16]), combine(lanes[16:24], lanes[24:32]))
+    return combine(combine(combine(u[0], u[1]), combine(u[2], u[3])), combine(combine(u[4], u[5]), combine(u[6], u[7])))
 
 
 def _piece(x, kind, power):
-    """(value, nonfinite sum) of one piece, as the kernel's ``_norm_span``."""
+    """One piece's value, as the kernel's ``_norm_span``."""
     with np.errstate(invalid="ignore", over="ignore"):
         x = x.astype(np.float64)
         if kind == SQUARES:
@@ -62,10 +63,19 @@ def _piece(x, kind, power):
             terms, combine = np.abs(x), np.add                                   # s
         elif kind == MAXIMUM:
             terms, combine = np.abs(x), np.maximum                               # s
-        else:
-            # C's pow, as the kernel (NumPy's power may use its own SIMD routines)
+        else:  # C's pow, as the kernel (NumPy's power may use its own SIMD routines)
             terms, combine = np.array([_pow(v, power) for v in np.abs(x)]), np.add  # s
-        return float(_lanes(terms, combine)), float(_lanes(x - x, np.add))       # z
+        return float(_lanes(terms, combine))
+
+
+def _finite(total, kind, grads):
+    """As the kernel's: a finite total means finite elements; a non-finite one too, unless a float64
+    sum (or any sum of powers) may have overflowed from finite elements: then element by element."""
+    if np.isfinite(total):
+        return True
+    if kind == MAXIMUM or (kind != POWERS and all(g.dtype == np.float32 for g in grads)):
+        return False
+    return all(bool(np.isfinite(g).all()) for g in grads)
 
 
 def grad_norm(grads, norm_type=2.0, n_threads=1):
@@ -90,16 +100,15 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
             pieces.append(_piece(flat[a:b], kind, power))
             a = b
         offset += flat.size
-    total = z = 0.0
+    total = 0.0
     with np.errstate(invalid="ignore", over="ignore"):
-        for value, bad in pieces:
+        for value in pieces:
             total = float(np.maximum(total, value)) if kind == MAXIMUM else total + value   # s
-            z = z + bad                                                                     # z
         if kind == SQUARES:
             total = float(np.sqrt(total))                                                   # norm
         elif kind == POWERS:
-            total = _pow(total, 1.0 / power)                                                 # norm
-    return total, z == 0.0
+            total = _pow(total, 1.0 / power)                                                # norm
+    return total, _finite(total, kind, present)
 
 
 def _ema(shadow, param, *, weight, grad_scale=1.0):
