@@ -228,8 +228,7 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
     cdef double* data = <double*>cnp.PyArray_DATA(partials)
     for k in range(b.count):
         (<NormWork*>b.items[k]).partials = data + <Py_ssize_t>starts[k]
-    if b.count:
-        run(b, n_threads)
+    run(b, n_threads)  # (also with no gradients: it checks n_threads)
     cdef double total = 0.0
     for k in range(pieces):  # in order: tensor after tensor, piece after piece
         total = maxnan(total, data[k]) if kind == MAXIMUM else total + data[k]          # s

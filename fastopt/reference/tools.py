@@ -84,10 +84,11 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
     if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
         raise TypeError(f"grads must be a list of arrays, got {type(grads).__name__}")
     present = [g for g in grads if g is not None]
+    run([], n_threads)  # checks n_threads as the kernel's run does
     for k, g in enumerate(present):
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{k}] must be a numpy.ndarray, got {type(g).__name__}")
-        if g.dtype not in (np.float32, np.float64):
+        if g.dtype.newbyteorder("=") not in (np.float32, np.float64):  # byte order: the layout check
             raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32 or float64")
         if not (g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative):
             raise ValueError(f"grads[{k}] must be C-contiguous, aligned and in native byte order")
