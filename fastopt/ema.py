@@ -95,6 +95,8 @@ class EMA:
                 raise ValueError(f"arrays[{i}] must be an array of shape {s.shape}")
             if not a.flags.writeable:
                 raise ValueError(f"arrays[{i}] is read-only")
+            if not np.can_cast(s.dtype, a.dtype, "same_kind"):
+                raise TypeError(f"arrays[{i}] has dtype {a.dtype}, which the shadow's {s.dtype} cannot be cast to")
         for a, s in zip(arrays, self.shadow):
             np.copyto(a, s, casting="same_kind")
 

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ._util import Batch, run, tensors
+from ._util import Batch, real, run, tensors
 
 BLOCK = 4096
 SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
@@ -131,5 +131,6 @@ def ema_update(shadows, params, weight, n_threads=1):
     for k, p in enumerate(params):
         if p is None:
             raise TypeError(f"params[{k}] must be a numpy.ndarray, got NoneType")
+    weight = real(weight)
     work = tensors(EMA_NAMES, (shadows, params), 2)
-    run(Batch(_ema, [args[1:] for args in work], dict(weight=float(weight))), n_threads)
+    run(Batch(_ema, [args[1:] for args in work], dict(weight=weight)), n_threads)
