@@ -530,9 +530,10 @@ def toolkit_steps(size, dtype="float32"):
     """Zero-argument Adam steps (lr 1e-4) on one parameter array of ``size`` elements: "plain", "fused
     clip" (``max_grad_norm``: a norm pass, the coefficient folded into the update), "clip + step"
     (``fastopt.clip_grad_norm_`` rewriting the gradients, then a plain step) and "skip nonfinite"
-    (``skip_nonfinite=True``: the finiteness pass, no clipping). Clipping is active: the threshold is
-    half the gradients' norm (the separate clip rewrites the gradients at every call: after the first,
-    by a factor just below 1, so they neither drift nor stop being rewritten)."""
+    (``skip_nonfinite=True``: the finiteness pass, no clipping). Clipping is active at every call: the
+    fused step's threshold is half the gradients' norm; the separate clip's starts there and shrinks by
+    0.1% per call, so it rewrites the gradients every time (by 0.999) without driving them toward
+    denormals."""
     from .clip import clip_grad_norm_, get_total_norm
 
     adam = BY_NAME["Adam"]
@@ -544,7 +545,11 @@ def toolkit_steps(size, dtype="float32"):
         opt = adam.cls(params, lr=1e-4, **options)
         opt.step(grads)
         if name == "clip + step":
-            steps[name] = lambda opt=opt, grads=grads: (clip_grad_norm_(grads, threshold), opt.step(grads))
+            def clip_then_step(opt=opt, grads=grads, calls=[0]):
+                calls[0] += 1
+                clip_grad_norm_(grads, threshold * 0.999 ** calls[0])
+                opt.step(grads)
+            steps[name] = clip_then_step
         else:
             steps[name] = lambda opt=opt, grads=grads: opt.step(grads)
     return steps
