@@ -120,7 +120,8 @@ class Optimizer:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
             raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
-        norm_kind(norm_type)  # TypeError/ValueError for anything but a positive p or inf
+        norm_type = check.real("norm_type", norm_type)
+        norm_kind(norm_type)  # ValueError for anything but a positive p or inf
         check.flag("skip_nonfinite", skip_nonfinite)
         self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
         self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)

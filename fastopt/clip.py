@@ -40,6 +40,7 @@ def get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False):
     """The ``norm_type``-norm of all of ``grads`` together (float32/float64 arrays, C-contiguous), as
     ``torch.nn.utils.get_total_norm``: 2, 1, inf or any p > 0. Raises RuntimeError, as torch, if it is
     NaN or inf and ``error_if_nonfinite``."""
+    norm_type = check.real("norm_type", norm_type)
     total, _ = kernels.grad_norm(_grad_list(grads), norm_type, get_num_threads())
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {float(norm_type)} for gradients from `parameters` is "

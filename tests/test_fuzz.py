@@ -313,6 +313,11 @@ NO_GRAD = weighted((5, st.just(False)), (1, st.just(True)))
 STEP_COUNT = weighted((12, st.none()), (1, st.sampled_from([10.0, 1000.0, 1e6, 2.0 ** 24 - 2, 2.0 ** 24, 1e9,
                                                             2.0 ** 53])))
 THREADS = st.integers(1, 3)
+# the options every optimizer takes: clipping fused into the step, skipping non-finite steps
+STEP_OPTIONS = weighted((3, st.just({})), (2, st.fixed_dictionaries({}, optional={
+    "max_grad_norm": weighted((3, st.floats(1e-3, 10.0)), (1, st.sampled_from([5e-324, 1e-30, 0.5, 1e30, 1e300]))),
+    "norm_type": st.sampled_from([2.0, 1.0, math.inf, 3.0, 0.5]),
+    "skip_nonfinite": st.booleans()})))
 
 
 @st.composite
@@ -321,6 +326,7 @@ def scenarios(draw, case, big=True, force_big=False, max_groups=3, max_params=4,
     ``force_big`` makes the first one of them big."""
     dtype_mode = draw(DTYPE_MODE)
     ctor, ctor_values = draw_partial_hyperparameters(draw, case, keywords(case.cls))
+    ctor = {**ctor, **draw(STEP_OPTIONS)}
     groups = []
     n_groups = draw(st.integers(1, max_groups))
     for k in range(n_groups):
@@ -398,6 +404,10 @@ def assert_same_result(first, second, labels):
     assert len(p1) == len(p2)
     for i, (a, b) in enumerate(zip(p1, p2)):
         assert_bit_identical(a, b, f"params[{i}] ({labels[0]} vs {labels[1]})")
+    assert opt1.skipped_steps == opt2.skipped_steps, f"skipped_steps ({labels[0]} vs {labels[1]})"
+    n1, n2 = opt1.last_grad_norm, opt2.last_grad_norm
+    assert (n1 is None) == (n2 is None) and (n1 is None or n1 == n2 or (n1 != n1 and n2 != n2)), \
+        f"last_grad_norm {n1!r} vs {n2!r} ({labels[0]} vs {labels[1]})"
     assert opt1.state.keys() == opt2.state.keys(), f"opt.state keys ({labels[0]} vs {labels[1]})"
     for i in opt1.state:
         s1, s2 = opt1.state[i], opt2.state[i]
