@@ -1,6 +1,6 @@
 """The only build logic of fastopt: one list of kernel modules, one directives dict, one set of flags.
 
-Every kernel module (fastopt/_kernels/<name>.pyx) is compiled once per instruction-set variant:
+Every kernel module (src/fastopt/_kernels/<name>.pyx) is compiled once per instruction-set variant:
 ``fastopt._kernels.baseline.<name>`` (any x86-64: SSE2; the only variant on other machines),
 ``fastopt._kernels.avx2.<name>`` (AVX2+FMA) and ``fastopt._kernels.avx512.<name>`` (AVX-512 F/DQ/BW/VL).
 ``fastopt._kernels.__init__`` picks the best one the CPU supports at import time (FASTOPT_ISA forces one).
@@ -10,7 +10,7 @@ Flags keep IEEE semantics: no fast-math of any kind (NaN/inf must propagate per 
   -fno-trapping-math  lets loops with invariant branches if-convert and vectorize (results unchanged);
   -ffp-contract=off   no silent FMA contraction: every variant rounds exactly like the NumPy reference,
                       so results are bit-identical across CPUs, variants and thread counts.
-Threads: fastopt's own pool (fastopt/_kernels/_pool.h, pthreads or Win32 threads), compiled into the
+Threads: fastopt's own pool (src/fastopt/_kernels/_pool.h, pthreads or Win32 threads), compiled into the
 runtime module once; no OpenMP.
 
 Build switches (environment variables):
@@ -97,6 +97,7 @@ def cython_sources(name, pyx, build_dir):
     Extension is rebuilt around it below: cythonize carries one .pyx's compile settings over from one
     call to the next, which would give every variant the first variant's flags."""
     (ext,) = cythonize([Extension(name, [pyx])], compiler_directives=DIRECTIVES, build_dir=build_dir,
+                       include_path=["src"],  # the .pxd files the kernels cimport
                        emit_linenums=DEBUG)  # debug build: sanitizer reports name .pyx lines
     return ext.sources
 
@@ -109,7 +110,7 @@ for isa, isa_flags in ISA_FLAGS.items():
         extensions.append(Extension(
             module,
             # one Cython build directory per variant: the same .pyx becomes a module of another name
-            cython_sources(module, f"fastopt/_kernels/{name}.pyx", f"build/cython/{isa}"),
+            cython_sources(module, f"src/fastopt/_kernels/{name}.pyx", f"build/cython/{isa}"),
             include_dirs=[numpy.get_include()],
             define_macros=[("FASTOPT_ISA", c_string(isa)), ("FASTOPT_CFLAGS", c_string(shlex.join(flags))),
                            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
@@ -118,8 +119,8 @@ for isa, isa_flags in ISA_FLAGS.items():
         ))
 extensions.append(Extension(
     "fastopt._kernels._runtime",
-    cython_sources("fastopt._kernels._runtime", "fastopt/_kernels/_runtime.pyx", "build/cython/baseline"),
-    include_dirs=[numpy.get_include(), "fastopt/_kernels"],  # _pool.h
+    cython_sources("fastopt._kernels._runtime", "src/fastopt/_kernels/_runtime.pyx", "build/cython/baseline"),
+    include_dirs=[numpy.get_include(), "src/fastopt/_kernels"],  # _pool.h
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=CFLAGS, extra_link_args=LDFLAGS + ([] if MSVC else ["-pthread"])))
 
