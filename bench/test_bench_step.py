@@ -13,7 +13,7 @@ for ratios measured interleaved on a noisy machine, use ``python -m fastopt benc
   with FASTOPT_BENCH_LARGE=1) x threads x {fastopt, numpy, torch, floor}. torch is fused where torch has a
   fused CPU step, and skipped when torch is not installed or has no equivalent optimizer; floor is
   ``kernels.floor_batch`` + ``run`` with the step's buffer count (same memory traffic, no math).
-- ``test_model``: BENCH.md's two whole models ("small": 51 tensors, 0.33 M parameters; "large": 147
+- ``test_model``: the two whole models of docs/benchmarks.md ("small": 51 tensors, 0.33 M parameters; "large": 147
   tensors, 9.99 M), Adam float32, x threads x {fastopt (``opt.step(list_of_grads)``), torch fused,
   floor (``kernels.floor_batch`` + ``run`` over the same tensors)}.
 - ``test_overhead``: per-call and per-tensor overhead, Adam float32 on 1 and on 147 tensors of 16 elements,

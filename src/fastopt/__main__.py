@@ -7,7 +7,7 @@ Commands:
   registry row (its first config), dtype and size, the median step time of ``backend="cython"``, of
   ``backend="numpy"`` and, when torch is importable, of torch.optim (``fused=True`` where torch has a fused
   CPU implementation), with the ratios reference/kernel and fastopt/torch.
-- ``bench``: the ratio table of BENCH.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1 and all
+- ``bench``: the ratio table of docs/benchmarks.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1 and all
   CPUs) against the NumPy reference, torch and the floor kernel with the same memory traffic, with the
   achieved GB/s; then the two whole models ("small", "large") and the per-call overhead.
 
@@ -168,7 +168,7 @@ def bytes_per_step(case, dtype, elements):
 
 
 def model_shapes(layers, width, vocab=2000):
-    """BENCH.md's whole-model parameter set: an embedding, then per layer the attention (w, 3w), (3w,),
+    """The whole-model parameter set of docs/benchmarks.md: an embedding, then per layer the attention (w, 3w), (3w,),
     (w, w), (w,), the MLP (w, 4w), (4w,), (4w, w), (w,) and four (w,) norm vectors; then two (w,)."""
     w = width
     shapes = [(vocab, w)]
@@ -318,7 +318,7 @@ OVERHEAD_TENSORS, OVERHEAD_ELEMENTS = 147, 16  # as many tensors as the large mo
 def bench_parser():
     parser = argparse.ArgumentParser(
         prog="python -m fastopt bench",
-        description="BENCH.md's ratio table: fastopt vs its NumPy reference, torch.optim and the memory floor, "
+        description="The ratio table (docs/benchmarks.md): fastopt vs its NumPy reference, torch.optim and the memory floor, "
                     "on single tensors and whole models, 1 thread and all threads.")
     add_common_arguments(parser, BENCH_SIZES, "1e3 1e5 1e6 1e7")
     parser.add_argument("--threads", nargs="+", type=int, metavar="N",
@@ -412,7 +412,7 @@ def single_tensor_table(cases, threads, torch, args):
 
 def model_table(cases, threads, torch, args):
     print()
-    print("Whole models, float32 (BENCH.md): every tensor in one list; fastopt opt.step(list_of_grads), torch "
+    print("Whole models, float32 (docs/benchmarks.md): every tensor in one list; fastopt opt.step(list_of_grads), torch "
           "over the same shapes, the floor over the same tensors (one call)")
     header = ["model", "optimizer", "threads", "tensors", "params", "fastopt", "GB/s", "torch",
               "fastopt/torch", "floor", "fastopt/floor", "torch/floor"]

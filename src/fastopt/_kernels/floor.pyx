@@ -1,4 +1,4 @@
-"""Memory-floor kernels: the memory traffic of an optimizer step with no math (BENCH.md).
+"""Memory-floor kernels: the memory traffic of an optimizer step with no math (docs/benchmarks.md).
 
 ``floor(param, grad, s1, s2, s3)`` reads grad and reads and writes param and every given state buffer
 once: ``p += g; s += g`` for each state. With 2 state buffers it streams what Adam streams (read p, g,
