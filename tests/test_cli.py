@@ -17,7 +17,7 @@ def run_cli(*args, tmp_path):
 
 
 def test_table_has_a_row_per_optimizer_and_dtype(tmp_path):
-    proc = run_cli("--quick", "--sizes", "1000", "--optimizers", "Adam", "SGD", tmp_path=tmp_path)
+    proc = run_cli("table", "--quick", "--sizes", "1000", "--optimizers", "Adam", "SGD", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = {tuple(line.split()[:3]) for line in proc.stdout.splitlines() if line.strip()}
     for name in ("Adam", "SGD"):
@@ -28,7 +28,7 @@ def test_table_has_a_row_per_optimizer_and_dtype(tmp_path):
 
 
 def test_unknown_optimizer_is_a_clear_error(tmp_path):
-    proc = run_cli("--quick", "--optimizers", "Nope", tmp_path=tmp_path)
+    proc = run_cli("table", "--quick", "--optimizers", "Nope", tmp_path=tmp_path)
     assert proc.returncode != 0
     assert "unknown optimizer(s): Nope" in proc.stderr
     assert "Adam" in proc.stderr  # the message lists the valid names
@@ -50,3 +50,14 @@ def test_bench_quick_has_rows_models_and_overhead(tmp_path):
         assert (model, "Adam", "1") in {row[:3] for row in rows}, proc.stdout
     assert any("overhead" in line for line in lines), proc.stdout
     assert any("per extra tensor" in line for line in lines), proc.stdout
+    assert "Legend:" in proc.stdout and "below 1" in proc.stdout
+    assert lines[-1].startswith("Summary (below 1: fastopt faster): "), lines[-1]
+    assert "small model Adam 1 thread: fastopt/floor" in lines[-1], lines[-1]
+
+
+def test_help_lists_the_commands(tmp_path):
+    proc = run_cli("--help", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    commands = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert commands == ["demo", "bench", "table"], proc.stdout
+    assert "(default)" in proc.stdout

@@ -1,15 +1,18 @@
-"""``python -m fastopt``: time optimizer steps of the Cython kernels against the NumPy reference, torch.optim
-and the memory floor.
+"""``python -m fastopt`` (or the ``fastopt`` console script): the demo, and the speed tables.
 
-Commands:
+Commands (``python -m fastopt --help`` lists them):
 
-- ``table`` (the default, so ``python -m fastopt`` and ``python -m fastopt table`` are the same): for every
-  registry row (its first config), dtype and size, the median step time of ``backend="cython"``, of
-  ``backend="numpy"`` and, when torch is importable, of torch.optim (``fused=True`` where torch has a fused
-  CPU implementation), with the ratios reference/kernel and fastopt/torch.
-- ``bench``: the ratio table of docs/benchmarks.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1 and all
-  CPUs) against the NumPy reference, torch and the floor kernel with the same memory traffic, with the
-  achieved GB/s; then the two whole models ("small", "large") and the per-call overhead.
+- ``demo`` (the default, so ``python -m fastopt`` runs it): the texts' worked problems and an MLP on a
+  real data set, trained with every optimizer; tables, figures and progress (``fastopt.cli.demo``; needs
+  ``pip install "fastopt[demo]"``).
+- ``bench``: the ratio table of docs/benchmarks.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1
+  and all CPUs) against the NumPy reference, torch and the floor kernel with the same memory traffic, with
+  the achieved GB/s; the two whole models ("small", "large"), the per-call overhead, fastopt.torch, the
+  training toolkit and a busy machine.
+- ``table``: a short speed table, for every registry row (its first config), dtype and size: the median
+  step time of ``backend="cython"``, of ``backend="numpy"`` and, when torch is importable, of torch.optim
+  (``fused=True`` where torch has a fused CPU implementation), with the ratios reference/kernel and
+  fastopt/torch.
 
 The contenders of a row are timed interleaved in one run (see ``fastopt._timing``). A new command is one
 parser function and one run function registered in ``COMMANDS``.
@@ -381,6 +384,9 @@ def print_bench_header(torch):
     print("GB/s: fastopt's bytes per step / its median, bytes = (2 x (buffers - 1) + 1) x itemsize x n "
           "(grad read; param and states read and written).")
     print(f"numpy ref: not timed above {sci(NUMPY_MAX)} elements ('-'): about 10x slower than fastopt there.")
+    print("Legend: a column 'a/b' (or 'x b') is time(a) / time(b): below 1, a is faster (fastopt/torch 0.5: "
+          "fastopt takes half torch's time); 'ref/fastopt' above 1 is fastopt's speed-up; 'fastopt/floor' near 1 "
+          "is a step at the memory floor.")
 
 
 def single_tensor_table(cases, threads, torch, args):
@@ -430,6 +436,10 @@ def model_table(cases, threads, torch, args):
                 }, elements, args.quick)
                 seconds = result.medians["fastopt"]
                 torch_floor = f"{result.ratio('torch', 'floor'):.2f}" if "torch" in result.times else "-"
+                if case.name == "Adam" and n == 1:
+                    SUMMARY.append(f"{model} model Adam 1 thread: fastopt/floor {result.ratio('fastopt', 'floor'):.2f}"
+                                   + (f", fastopt/torch fused {result.ratio('fastopt', 'torch'):.2f}"
+                                      if "torch" in result.times else ""))
                 print_row([model, case.name, str(get_num_threads()), str(len(shapes)), f"{elements / 1e6:.2f} M",
                            format_time(seconds), gigabytes_per_second(case, "float32", elements, seconds)]
                           + timed(result, "torch", "fastopt", "torch")
@@ -496,6 +506,8 @@ def torch_table(torch, threads, args):
             result = measure(contenders, elements, args.quick)
             medians = result.medians
             adapter = (medians["fastopt"] - medians["numpy api"]) / len(shapes)
+            if n == 1:
+                SUMMARY.append(f"{model} model fastopt.torch.Adam/torch fused {result.ratio('fastopt', 'torch fused'):.2f}")
             print_row([model, str(get_num_threads()), str(len(shapes)), format_time(medians["fastopt"]),
                        format_time(medians["torch fused"])]
                       + [f"{result.ratio('fastopt', name):.2f}" for name in ("torch fused", "torch foreach",
@@ -574,6 +586,8 @@ def toolkit_table(args):
     for name, seconds in result.medians.items():
         print_row([name, format_time(seconds), f"{result.ratio(name, 'plain'):.2f}",
                    f"{result.ratio(name, 'clip + step'):.2f}"], widths, left=1)
+    SUMMARY.append(f"fused clip/plain step {result.ratio('fused clip', 'plain'):.2f}, "
+                   f"fused clip/(clip + step) {result.ratio('fused clip', 'clip + step'):.2f}")
 
 
 BUSY_SIZE = 1_000_000  # Adam float32: a step of about a millisecond
@@ -648,7 +662,11 @@ def busy_table(torch, args):
             torch.set_num_threads(saved)
 
 
+SUMMARY = []  # the bench's closing line: a few headline ratios, appended by the tables
+
+
 def run_bench(args, parser):
+    SUMMARY.clear()
     cases = selected_cases(args, parser)
     threads = args.threads or sorted({1, usable_cpus()})
     if any(n < 1 for n in threads):
@@ -661,17 +679,48 @@ def run_bench(args, parser):
     torch_table(torch, threads, args)
     toolkit_table(args)
     busy_table(torch, args)
+    print()
+    print("Summary (below 1: fastopt faster): " + "; ".join(SUMMARY))
     return 0
 
 
 # -- entry point ----------------------------------------------------------------------------------
 
-COMMANDS = {"table": (table_parser, run_table), "bench": (bench_parser, run_bench)}
+def demo_parser():
+    from .cli import demo
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fastopt demo",
+        description="The texts' worked problems and an MLP on scikit-learn's digits, trained with every "
+                    "optimizer: tables, PNG figures, progress.")
+    demo.add_arguments(parser)
+    return parser
+
+
+def run_demo(args, parser):
+    from .cli import demo
+
+    return demo.run(args)
+
+
+COMMANDS = {"demo": (demo_parser, run_demo), "bench": (bench_parser, run_bench), "table": (table_parser, run_table)}
+
+USAGE = """usage: python -m fastopt [command] [options]     (also: fastopt [command] [options])
+
+commands:
+  demo    (default) the worked problems and an MLP trained with every optimizer: tables, figures
+  bench   the speed tables: fastopt vs its NumPy reference, torch.optim and the memory floor
+  table   a short speed table: every optimizer vs the NumPy reference and torch.optim
+
+'python -m fastopt COMMAND --help' describes a command's options."""
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = "table"
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command = "demo"
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
     make_parser, run = COMMANDS[command]

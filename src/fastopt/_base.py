@@ -24,6 +24,29 @@ from .reference.tools import norm_kind
 
 BACKENDS = {"cython": kernels, "numpy": reference}
 
+# The two docstring parts every optimizer shares (its class docstring says "{options}" and
+# "{input_rules}" where they go; Optimizer.__init_subclass__ puts them in).
+_OPTIONS_DOC = """backend : {"cython", "numpy"}, default "cython"
+        ``"numpy"`` runs the pure-NumPy reference of the same math (:mod:`fastopt.reference`).
+    max_grad_norm : float or None, default None
+        Through ``**options``, as every optimizer: clip the gradients to this global norm inside the
+        step (a positive, finite number; None: no clipping), as ``torch.nn.utils.clip_grad_norm_``
+        before the step would, without rewriting them (see :class:`fastopt.Optimizer`).
+    norm_type : float, default 2.0
+        Through ``**options``: the norm of ``max_grad_norm``, 2, 1, ``inf`` or any other p > 0.
+    skip_nonfinite : bool, default False
+        Through ``**options``: a step whose gradients hold NaN or inf changes nothing (parameters,
+        state, step counts) and is counted in ``skipped_steps``."""
+
+_INPUT_RULES_DOC = """Parameters are NumPy arrays of any shape, float32 or float64, C-contiguous and writeable: the
+    step updates them in place. ``step(grads)`` takes a list aligned with the parameters (groups in
+    order): for each, an array of its shape and dtype (C-contiguous, sharing no memory with the
+    parameters or the state), or None to leave that parameter and its state alone. Bad input (a
+    hyperparameter, a parameter, a gradient, the list's length) raises ValueError or TypeError before
+    anything changes. ``state[i]`` is the state of the parameter at position ``i`` across the groups
+    (arrays of its shape and dtype; counters such as ``step`` are 0-d)."""
+
+
 class _State(dict):
     """``opt.state`` and each parameter's state dict: a dict that counts its replacements, so the
     step's cached plan (which holds the state arrays) is rebuilt when an entry is replaced or removed,
@@ -112,7 +135,82 @@ class Optimizer:
     - ``backend="cython"``: ``"numpy"`` runs the pure-NumPy reference of the same math.
 
     One optimizer may be used from several threads: its methods are serialized by a lock.
+
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place (not empty), or parameter groups: dicts with a ``"params"`` list
+        (or a single array) and any hyperparameters, which override ``defaults`` for that group.
+    defaults : dict
+        The subclass's hyperparameters by name (torch's), used where a group gives none; checked by
+        the subclass (ValueError/TypeError for a bad value).
+    backend : {"cython", "numpy"}, default "cython"
+        Keyword-only. ``"numpy"`` runs the pure-NumPy reference of the same math
+        (:mod:`fastopt.reference`).
+    max_grad_norm : float or None, default None
+        Keyword-only. Clip the gradients to this global norm inside the step (a positive, finite
+        number; None: no clipping), as described above.
+    norm_type : float, default 2.0
+        Keyword-only. The norm ``max_grad_norm`` (and ``last_grad_norm``) uses: 2, 1, ``inf`` or any
+        other p > 0.
+    skip_nonfinite : bool, default False
+        Keyword-only. Skip (change nothing, count in ``skipped_steps``) a step whose gradients hold NaN
+        or inf.
+
+    Attributes
+    ----------
+    param_groups : list of dict
+        The groups: ``"params"`` (the arrays) and every hyperparameter. Hyperparameters may be changed
+        between steps (a learning-rate scheduler does); they are checked at the next step.
+    state : dict
+        ``{index: {key: numpy.ndarray}}``, each parameter's state (see above).
+    defaults : dict
+        The constructor's hyperparameters.
+    last_grad_norm : float or None
+        The gradients' norm at the last step, when ``max_grad_norm`` or ``skip_nonfinite`` is set
+        (NaN or inf for non-finite gradients); None before.
+    skipped_steps : int
+        Steps skipped by ``skip_nonfinite``.
+
+    Notes
+    -----
+    Gradients are arrays of their parameter's shape and dtype, C-contiguous, sharing no memory with
+    the parameters or the state. A bad hyperparameter, parameter, gradient or gradient list raises
+    ValueError or TypeError (torch's messages for hyperparameters) before anything is written: a
+    rejected constructor, step or ``load_state_dict`` changes nothing.
+
+    Examples
+    --------
+    Two parameter groups, the second with its own learning rate:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> w, b = np.ones((2, 3), dtype=np.float32), np.zeros(3, dtype=np.float32)
+    >>> opt = fastopt.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    >>> opt.step([np.ones((2, 3), np.float32), np.ones(3, np.float32)])
+    >>> print(w[0], b)
+    [0.9 0.9 0.9] [-0.5 -0.5 -0.5]
+
+    Clipping and skipping inside the step, and a rejected step:
+
+    >>> p = np.zeros(4)
+    >>> opt = fastopt.SGD([p], lr=1.0, max_grad_norm=1.0, skip_nonfinite=True)
+    >>> opt.step([np.full(4, 2.0)])            # norm 4: the gradient is scaled by 1/4
+    >>> print(opt.last_grad_norm, p.round(4))
+    4.0 [-0.5 -0.5 -0.5 -0.5]
+    >>> opt.step([np.array([np.nan, 0.0, 0.0, 0.0])])    # skipped: nothing changes
+    >>> print(opt.skipped_steps, p.round(4))
+    1 [-0.5 -0.5 -0.5 -0.5]
+    >>> opt.step([np.ones(3)])
+    Traceback (most recent call last):
+        ...
+    ValueError: grads[0] has shape (3,), expected (4,) (the shape of params[0])
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("__doc__"):  # (None under python -OO)
+            cls.__doc__ = cls.__doc__.replace("{options}", _OPTIONS_DOC).replace("{input_rules}", _INPUT_RULES_DOC)
 
     def __init__(self, params, defaults, *, backend="cython", max_grad_norm=None, norm_type=2.0,
                  skip_nonfinite=False):
@@ -149,6 +247,9 @@ class Optimizer:
 
     @property
     def state(self):
+        """Each parameter's state: ``{index: {key: numpy.ndarray}}`` with torch's keys, the index being
+        the parameter's position across the groups. Arrays may be updated in place or replaced (by
+        arrays of the parameter's shape and dtype; a step checks them)."""
         self._sync_layout()
         return self._state
 
@@ -166,7 +267,28 @@ class Optimizer:
 
     def add_param_group(self, param_group):
         """Add a group of parameters (a dict with ``"params"`` and optional hyperparameters; missing
-        hyperparameters come from the constructor's defaults). Nothing changes if it is rejected."""
+        hyperparameters come from the constructor's defaults). Nothing changes if it is rejected.
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"``: an array or a list of arrays (as the constructor's), none already in a
+            group; any other entries are the group's hyperparameters.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad or repeated parameter or a bad hyperparameter.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> opt = fastopt.Adam([np.zeros(3)], lr=1e-3)
+        >>> opt.add_param_group({"params": [np.zeros(2)], "lr": 1e-2})
+        >>> [group["lr"] for group in opt.param_groups]
+        [0.001, 0.01]
+        """
         with self._lock:
             if not isinstance(param_group, dict):
                 raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
@@ -209,6 +331,29 @@ class Optimizer:
 
         ``grads`` is a list aligned with the parameters (groups in order). Everything is checked before
         any array is touched: a rejected step changes nothing. All groups run as one kernel job.
+
+        Parameters
+        ----------
+        grads : list of (numpy.ndarray or None)
+            One entry per parameter: an array of the parameter's shape and dtype, C-contiguous and
+            sharing no memory with the parameters or the state, or None to leave that parameter (and
+            its state) alone.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a gradient list of the wrong length, a bad gradient, or a bad hyperparameter, parameter
+            or state entry (changed since the last step).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> p, q = np.ones(2), np.ones(3)
+        >>> opt = fastopt.SGD([p, q], lr=0.5)
+        >>> opt.step([np.ones(2), None])        # q has no gradient: left alone
+        >>> print(p, q)
+        [0.5 0.5] [1. 1. 1.]
         """
         with self._lock:
             plan = self._current_plan()
@@ -443,6 +588,22 @@ class Optimizer:
 
         As in torch the arrays are the live state (not copies): pickle it or ``copy.deepcopy`` it to
         keep a snapshot.
+
+        Returns
+        -------
+        dict
+            ``"state"`` (each stepped parameter's state by index) and ``"param_groups"`` (each group's
+            hyperparameters, with ``"params"`` its parameters' indices).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> opt = fastopt.Adam([np.ones(2)], lr=0.1)
+        >>> opt.step([np.ones(2)])
+        >>> sd = opt.state_dict()
+        >>> sorted(sd["state"][0]), sd["param_groups"][0]["params"], sd["param_groups"][0]["lr"]
+        (['exp_avg', 'exp_avg_sq', 'step'], [0], 0.1)
         """
         groups, start = [], 0
         for group in self.param_groups:
@@ -456,7 +617,33 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Load a ``state_dict()`` (from fastopt, or torch.optim's with tensors): parameters are matched
         by position, hyperparameters replace the current ones and state arrays are copied into the
-        parameters' dtype. Everything is checked first: a rejected load changes nothing."""
+        parameters' dtype. Everything is checked first: a rejected load changes nothing.
+
+        Parameters
+        ----------
+        state_dict : dict
+            ``{"state": ..., "param_groups": ...}`` as ``state_dict()`` returns, with as many groups
+            and parameters per group as this optimizer; state keys this optimizer does not use are
+            dropped.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a state dict that does not match (groups, sizes, state shapes) or a bad hyperparameter.
+
+        Examples
+        --------
+        >>> import copy
+        >>> import numpy as np
+        >>> import fastopt
+        >>> opt = fastopt.Adam([np.ones(2)], lr=0.1)
+        >>> opt.step([np.ones(2)])
+        >>> saved = copy.deepcopy(opt.state_dict())
+        >>> resumed = fastopt.Adam([np.ones(2, dtype=np.float32)])
+        >>> resumed.load_state_dict(saved)
+        >>> resumed.param_groups[0]["lr"], resumed.state[0]["exp_avg"].dtype
+        (0.1, dtype('float32'))
+        """
         with self._lock:
             if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
                 raise TypeError("state_dict must be a dict with 'state' and 'param_groups' entries")

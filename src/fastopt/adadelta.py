@@ -16,7 +16,45 @@ class Adadelta(Optimizer):
 
     ``eps`` sits inside both square roots; ``lr`` (default 1.0) scales the update, as in torch.
 
-    State: ``step`` (counted, unused by the math), ``square_avg`` (:math:`v`), ``acc_delta`` (:math:`u`).
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 1.0
+        Learning rate :math:`\gamma`, which scales the update, >= 0.
+    rho : float, default 0.9
+        :math:`\rho`, the decay rate of both moving averages, in [0, 1].
+    eps : float, default 1e-6
+        :math:`\epsilon`, for numerical stability, inside both square roots, >= 0.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty, added to the gradient.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    capturable : bool, default False
+        Must be False: True (torch's CUDA graphs) raises ValueError.
+    maximize : bool, default False
+        Maximize the objective: step along :math:`+g_t` (the :math:`\pm` above).
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``step`` (counted, unused by the math), ``square_avg`` (:math:`v`),
+    ``acc_delta`` (:math:`u`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adadelta([p])
+    >>> opt.step([2 * p])         # the first steps are small: u starts at 0
+    >>> print(p.round(4), opt.state[0]["square_avg"].round(4))
+    [ 0.9968 -1.9968] [0.4 1.6]
     """
 
     _kernel = "adadelta"

@@ -20,7 +20,48 @@ class Adagrad(Optimizer):
     and ``sum`` before the first step). Unlike torch, a parameter group's own
     ``initial_accumulator_value`` is honoured (torch uses the constructor's value for every group).
 
-    State: ``step``, ``sum``.
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 1e-2
+        Learning rate :math:`\gamma`, >= 0.
+    lr_decay : float, default 0
+        :math:`\eta`, >= 0.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty, added to the gradient.
+    initial_accumulator_value : float, default 0
+        :math:`s_0`, the initial value of every element of ``sum``, >= 0.
+    eps : float, default 1e-10
+        :math:`\epsilon`, for numerical stability, added to the denominator, >= 0.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    maximize : bool, default False
+        Maximize the objective: step along :math:`+g_t` (the :math:`\pm` above).
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    fused : bool or None, default None
+        Accepted for torch compatibility and inert, as ``foreach``.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``step``, ``sum``, made by the constructor (see above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adagrad([p], lr=0.1)
+    >>> sorted(opt.state[0]), float(opt.state[0]["step"])   # made by the constructor
+    (['step', 'sum'], 0.0)
+    >>> opt.step([2 * p])         # s = g ** 2: the first step moves each element by lr
+    >>> print(p.round(4), opt.state[0]["sum"])
+    [ 0.9 -1.9] [ 4. 16.]
     """
 
     _kernel = "adagrad"
@@ -35,6 +76,14 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults, backend=backend, **options)
 
     def add_param_group(self, param_group):
+        """:meth:`Optimizer.add_param_group`, then the new parameters' state (``step = 0`` and ``sum``
+        filled with the group's ``initial_accumulator_value``), as the constructor makes it.
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (an array or a list of arrays) and optional hyperparameters.
+        """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         start = sum(len(g["params"]) for g in self.param_groups[:-1])

@@ -17,7 +17,45 @@ class Adamax(Optimizer):
        denominator instead (:math:`m_t / (u_t + \epsilon)` with :math:`u_t = \max(\beta_2 u_{t-1}, |g_t|)`).
        The two differ only while :math:`|g_t|` is comparable to ``eps``.
 
-    State: ``step``, ``exp_avg``, ``exp_inf``.
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 2e-3
+        Learning rate :math:`\gamma`, >= 0.
+    betas : tuple of 2 floats, default (0.9, 0.999)
+        :math:`(\beta_1, \beta_2)`, each in [0, 1): the decay rates of the moving average of the
+        gradient and of the infinity norm.
+    eps : float, default 1e-8
+        :math:`\epsilon`, for numerical stability, added to :math:`|g_t|`, >= 0.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty, added to the gradient.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    maximize : bool, default False
+        Maximize the objective: step along :math:`+g_t` (the :math:`\pm` above).
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    capturable : bool, default False
+        Must be False: True (torch's CUDA graphs) raises ValueError.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``step``, ``exp_avg``, ``exp_inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adamax([p], lr=0.1)
+    >>> opt.step([2 * p])         # the first step moves each element by lr
+    >>> print(p.round(4), opt.state[0]["exp_inf"].round(4))
+    [ 0.9 -1.9] [2. 4.]
     """
 
     _kernel = "adamax"

@@ -39,7 +39,38 @@ def _writeable(grads):
 def get_total_norm(grads, norm_type=2.0, error_if_nonfinite=False):
     """The ``norm_type``-norm of all of ``grads`` together (float32/float64 arrays, C-contiguous), as
     ``torch.nn.utils.get_total_norm``: 2, 1, inf or any p > 0. Raises RuntimeError, as torch, if it is
-    NaN or inf and ``error_if_nonfinite``."""
+    NaN or inf and ``error_if_nonfinite``.
+
+    Parameters
+    ----------
+    grads : numpy.ndarray or list of (numpy.ndarray or None)
+        The gradients (None entries are ignored): float32 or float64, C-contiguous, any shapes, not
+        written.
+    norm_type : float, default 2.0
+        2, 1, ``inf`` or any other p > 0.
+    error_if_nonfinite : bool, default False
+        Raise RuntimeError if the norm is NaN or inf.
+
+    Returns
+    -------
+    float
+        The norm, accumulated in double (0.0 for no gradients).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad gradient or ``norm_type``.
+    RuntimeError
+        For a non-finite norm with ``error_if_nonfinite``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> grads = [np.array([3.0, 0.0]), np.array([-4.0])]
+    >>> print(fastopt.get_total_norm(grads), fastopt.get_total_norm(grads, norm_type=1))
+    5.0 7.0
+    """
     norm_type = check.real("norm_type", norm_type)
     total, _ = kernels.grad_norm(_grad_list(grads), norm_type, get_num_threads())
     if error_if_nonfinite and not np.isfinite(total):
@@ -54,7 +85,41 @@ def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
     ``torch.nn.utils.clip_grad_norm_``: each gradient is multiplied by ``min(1, max_norm / (norm +
     1e-6))`` (rounded to its dtype; a NaN norm makes every gradient NaN, an infinite one zeroes the
     finite elements). Returns the norm before clipping (a float). Everything is checked before any
-    gradient is written."""
+    gradient is written.
+
+    Parameters
+    ----------
+    grads : numpy.ndarray or list of (numpy.ndarray or None)
+        The gradients to scale in place (None entries are ignored): float32 or float64, C-contiguous,
+        writeable, any shapes.
+    max_norm : float
+        The largest norm allowed, >= 0 (unchecked, as in torch: a negative one flips the gradients).
+    norm_type : float, default 2.0
+        2, 1, ``inf`` or any other p > 0.
+    error_if_nonfinite : bool, default False
+        Raise RuntimeError (before writing) if the norm is NaN or inf.
+
+    Returns
+    -------
+    float
+        The joint norm of ``grads`` before clipping.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad or read-only gradient, ``max_norm`` or ``norm_type``.
+    RuntimeError
+        For a non-finite norm with ``error_if_nonfinite``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> grads = [np.array([3.0, 0.0]), np.array([-4.0])]
+    >>> total = fastopt.clip_grad_norm_(grads, max_norm=1.0)   # scaled by 1 / 5
+    >>> print(total, grads[0].round(4), grads[1].round(4))
+    5.0 [0.6 0. ] [-0.8]
+    """
     max_norm = check.real("max_norm", max_norm)
     grads = _grad_list(grads)
     _writeable(grads)
@@ -68,7 +133,30 @@ def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
 
 def clip_grad_value_(grads, clip_value):
     """Clamp every element of ``grads`` to ``[-clip_value, clip_value]`` in place, as
-    ``torch.nn.utils.clip_grad_value_`` (NaN stays NaN)."""
+    ``torch.nn.utils.clip_grad_value_`` (NaN stays NaN).
+
+    Parameters
+    ----------
+    grads : numpy.ndarray or list of (numpy.ndarray or None)
+        The gradients to clamp in place (None entries are ignored): float32 or float64, writeable,
+        any shapes.
+    clip_value : float
+        The bound, >= 0 (unchecked, as in torch: a negative one sets every element to ``clip_value``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad or read-only gradient or ``clip_value``, before any gradient is written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> g = np.array([-2.0, 0.3, 1.5])
+    >>> fastopt.clip_grad_value_([g], clip_value=0.5)
+    >>> print(g)
+    [-0.5  0.3  0.5]
+    """
     clip_value = check.real("clip_value", clip_value)
     grads = _grad_list(grads)
     _writeable(grads)

@@ -22,7 +22,7 @@ __all__ = ["EMA"]
 
 
 class EMA:
-    """Shadow copies of ``params`` (NumPy arrays, float32/float64, C-contiguous) averaged at each
+    r"""Shadow copies of ``params`` (NumPy arrays, float32/float64, C-contiguous) averaged at each
     ``update()``.
 
     Parameters
@@ -36,7 +36,7 @@ class EMA:
     warmup_gamma, warmup_power : float, default 1.0 and 2/3
         The warm-up schedule's constants (timm's defaults), both > 0.
     min_decay : float, default 0.0
-        The least decay the warm-up may use.
+        The least decay the warm-up may use, 0 <= min_decay <= 1.
     backend : {"cython", "numpy"}, default "cython"
         ``"numpy"`` runs the pure-NumPy reference of the same update.
 
@@ -46,6 +46,32 @@ class EMA:
         The averages, one per parameter (copies at construction).
     num_updates : int
         Updates so far.
+
+    Notes
+    -----
+    The parameters are NumPy arrays of any shape, float32 or float64, C-contiguous and writeable (as an
+    optimizer's); each shadow has its parameter's shape and dtype. ``update()`` computes
+
+    .. math::
+
+        s_t \leftarrow s_{t-1} + (1 - d_t) (p_t - s_{t-1})
+
+    with :math:`d_t` = ``current_decay()``. A bad argument raises ValueError or TypeError before
+    anything changes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.zeros(2)
+    >>> ema = fastopt.EMA([p], decay=0.9)
+    >>> p[...] = 1.0              # e.g. an optimizer step
+    >>> ema.update()              # shadow = 0.9 * 0 + 0.1 * 1
+    >>> print(ema.shadow[0].round(4), ema.num_updates)
+    [0.1 0.1] 1
+    >>> ema.copy_to()             # evaluate with the averaged weights
+    >>> print(p.round(4))
+    [0.1 0.1]
     """
 
     def __init__(self, params, decay=0.999, *, warmup=False, warmup_gamma=1.0, warmup_power=2 / 3,
@@ -71,7 +97,25 @@ class EMA:
         self.num_updates = 0
 
     def current_decay(self):
-        """The decay the next ``update()`` uses."""
+        """The decay the next ``update()`` uses.
+
+        Returns
+        -------
+        float
+            ``decay``, or with ``warmup`` ``max(min(decay, 1 - (1 + t / warmup_gamma) **
+            -warmup_power), min_decay)`` at ``t = num_updates``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> ema = fastopt.EMA([np.zeros(2)], decay=0.999, warmup=True)
+        >>> ema.current_decay()       # the first update copies the parameters
+        0.0
+        >>> ema.update()
+        >>> round(ema.current_decay(), 4)
+        0.37
+        """
         if not self.warmup:
             return self.decay
         t = self.num_updates
@@ -79,14 +123,37 @@ class EMA:
         return max(min(self.decay, warm), self.min_decay)
 
     def update(self):
-        """Fold the parameters' current values into the shadows (one pass over every array)."""
+        """Fold the parameters' current values into the shadows (one pass over every array):
+        ``shadow += (1 - current_decay()) * (param - shadow)``, then ``num_updates += 1``."""
         ops = kernels if self.backend == "cython" else reference
         ops.ema_update(self.shadow, self.params, 1.0 - self.current_decay(), get_num_threads())
         self.num_updates += 1
 
     def copy_to(self, arrays=None):
         """Copy the shadows into ``arrays`` (default: the parameters), e.g. to evaluate the averaged
-        model; arrays must have the parameters' shapes (values are cast to their dtypes)."""
+        model; arrays must have the parameters' shapes (values are cast to their dtypes).
+
+        Parameters
+        ----------
+        arrays : list of numpy.ndarray, optional
+            One writeable array per parameter, of its shape, of a float dtype the shadow casts to
+            (same kind). Default: the parameters themselves.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a wrong count, shape, read-only array or dtype, before anything is written.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> ema = fastopt.EMA([np.ones(2)], decay=0.5)
+        >>> out = [np.zeros(2, dtype=np.float32)]
+        >>> ema.copy_to(out)          # keep the parameters, copy the averages elsewhere
+        >>> print(out[0])
+        [1. 1.]
+        """
         arrays = self.params if arrays is None else list(arrays)
         if len(arrays) != len(self.shadow):
             raise ValueError(f"expected {len(self.shadow)} arrays (one per parameter), got {len(arrays)}")
@@ -102,14 +169,53 @@ class EMA:
 
     def state_dict(self):
         """``{"decay", "min_decay", "warmup", "warmup_gamma", "warmup_power", "num_updates", "shadow"}``
-        (the shadow arrays are copies)."""
+        (the shadow arrays are copies).
+
+        Returns
+        -------
+        dict
+            The settings, ``num_updates`` and ``shadow`` (a list of copies), for ``load_state_dict``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> sd = fastopt.EMA([np.ones(2)], decay=0.9).state_dict()
+        >>> sd["decay"], sd["num_updates"], len(sd["shadow"])
+        (0.9, 0, 1)
+        """
         return {"decay": self.decay, "min_decay": self.min_decay, "warmup": self.warmup,
                 "warmup_gamma": self.warmup_gamma, "warmup_power": self.warmup_power,
                 "num_updates": self.num_updates, "shadow": [s.copy() for s in self.shadow]}
 
     def load_state_dict(self, state_dict):
         """Restore a ``state_dict()`` (shadows copied into this EMA's arrays); checked before anything
-        changes."""
+        changes.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As ``state_dict()`` returns: ``"shadow"`` (one array per parameter, of its shape) and
+            optionally the settings and ``num_updates`` (missing settings keep their values).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a missing or mismatched shadow or a bad setting.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> p = np.ones(2)
+        >>> ema = fastopt.EMA([p], decay=0.5)
+        >>> p[...] = 3.0
+        >>> ema.update()
+        >>> fresh = fastopt.EMA([p], decay=0.5)
+        >>> fresh.load_state_dict(ema.state_dict())
+        >>> print(fresh.shadow[0], fresh.num_updates)
+        [2. 2.] 1
+        """
         if not isinstance(state_dict, dict) or "shadow" not in state_dict:
             raise TypeError("state_dict must be a dict with a 'shadow' list")
         shadow = list(state_dict["shadow"])

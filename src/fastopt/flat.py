@@ -9,17 +9,9 @@ from . import _validation as check
 class FlatParams:
     """A model's parameters as views into one contiguous buffer (``data``) and their gradients as views
     into another (``grad``), so an optimizer over ``[flat.data]`` steps the whole model in one kernel
-    call and keeps its state in one buffer per state key.
-
-    Example::
-
-        flat = fastopt.FlatParams([W0, b0])        # copies the arrays in (or: shapes and a dtype)
-        W, b = flat.params                          # views into flat.data: train these
-        gW, gb = flat.grads                         # views into flat.grad: write gradients here
-        opt = fastopt.Adam([flat.data], lr=1e-3)
-        ...
-        gW[...] = x.T @ delta; gb[...] = delta.sum(0)
-        opt.step([flat.grad])                       # every parameter, one call
+    call and keeps its state in one buffer per state key (see Examples: train the views in ``params``,
+    write the gradients into the views in ``grads``, e.g. ``gW[...] = x.T @ delta``, and step
+    ``[flat.data]`` with ``[flat.grad]``).
 
     All parameters share one dtype and one set of hyperparameters (use one FlatParams per parameter
     group for per-group settings, e.g. no weight decay on biases).
@@ -27,6 +19,47 @@ class FlatParams:
     Pickling and ``copy.deepcopy`` keep the structure: the copy's ``params`` and ``grads`` are views
     into the copy's ``data`` and ``grad`` (and an optimizer pickled together with it still steps the
     copy's ``data``).
+
+    Parameters
+    ----------
+    arrays_or_shapes : list of numpy.ndarray, or list of shapes
+        At least one. Arrays (any shape) are copied in; shapes (tuples of non-negative ints, or ints)
+        give zero-filled parameters. Not a mix of the two (TypeError).
+    dtype : {numpy.float32, numpy.float64} or None, default None
+        The buffers' dtype: by default the first array's, or float32 for shapes. Arrays of another
+        dtype are cast as they are copied in; any other dtype raises TypeError.
+
+    Attributes
+    ----------
+    data, grad : numpy.ndarray
+        The two 1-D buffers, C-contiguous, of ``dtype``; ``grad`` starts at zeros.
+    params, grads : list of numpy.ndarray
+        Views of the parameters' shapes into ``data`` and ``grad``, in the given order.
+
+    Notes
+    -----
+    ``data`` is what the optimizer steps (``[flat.data]``, with ``step([flat.grad])``); its state has
+    ``data``'s size. Writing a parameter or a gradient means writing into its view (``W[...] = ...``):
+    assigning a new array to the name breaks the link. A ValueError is raised for negative sizes or a
+    size that cannot be allocated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> flat = fastopt.FlatParams([np.ones((2, 3)), np.zeros(3)])   # copies the arrays in
+    >>> W, b = flat.params        # views into flat.data: train these
+    >>> gW, gb = flat.grads       # views into flat.grad: write gradients here
+    >>> opt = fastopt.SGD([flat.data], lr=0.1)
+    >>> gW[...] = 1.0
+    >>> gb[...] = 2.0
+    >>> opt.step([flat.grad])     # every parameter, one call
+    >>> print(W[0], b)
+    [0.9 0.9 0.9] [-0.2 -0.2 -0.2]
+    >>> flat
+    FlatParams(2 arrays, 9 elements, float64)
+    >>> fastopt.FlatParams([(2, 3), 3]).data.dtype   # from shapes: zeros, float32 by default
+    dtype('float32')
     """
 
     def __init__(self, arrays_or_shapes, dtype=None):

@@ -24,7 +24,37 @@ class OptimizeResult(dict):
     """The outcome of :func:`minimize`, as ``scipy.optimize.OptimizeResult`` (a dict whose keys are also
     attributes): ``x`` (the last iterate), ``fun`` (f(x)), ``jac`` (the last gradient computed), ``nit``
     (steps taken), ``success``, ``message`` (why it stopped), ``history`` (``{"x": (nit + 1, *shape)
-    array of the iterates from x0, "fun": their losses}``)."""
+    array of the iterates from x0, "fun": their losses}``).
+
+    Parameters
+    ----------
+    **fields
+        The entries (any keywords; :func:`minimize` gives those below).
+
+    Attributes
+    ----------
+    x : numpy.ndarray or numpy.float64 (or float32)
+        The last iterate (0-d for a scalar ``x0``: a NumPy scalar).
+    fun : float
+        ``fun(x)``.
+    jac : numpy.ndarray or None
+        The last gradient computed (None if no step was taken).
+    nit : int
+        Steps taken.
+    success : bool
+        Whether ``|f(x_k) - f(x_{k-1})| < tol`` stopped the loop.
+    message : str
+        Why the loop stopped.
+    history : dict
+        ``"x"``: the iterates from ``x0``, shape ``(nit + 1, *x.shape)``; ``"fun"``: their losses.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> res = fastopt.OptimizeResult(x=1.0, fun=0.5, nit=3, success=True, message="done")
+    >>> res.x, res["fun"], sorted(res)
+    (1.0, 0.5, ['fun', 'message', 'nit', 'success', 'x'])
+    """
 
     def __getattr__(self, name):
         try:
@@ -111,6 +141,32 @@ def minimize(fun, x0, jac, method="adam", hess=None, lr=None, tol=1e-8, max_iter
     OptimizeResult
         ``x, fun, jac, nit, success, message, history``. A non-finite objective or a singular Hessian
         ends the loop with ``success=False`` and the reason in ``message``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad argument (not callable, unknown ``method``, negative ``tol``, ``lr`` or
+        ``max_iter``, non-finite ``x0``), or a ``fun``/``jac``/``hess`` returning the wrong shape; the
+        optimizer's own errors for bad ``optimizer_kwargs``.
+
+    Notes
+    -----
+    ``x`` is a float64 array (float32 if ``x0`` is one) stepped in place by the optimizer, which is
+    built as ``Optimizer([x], **optimizer_kwargs)`` (with ``lr`` when given); ``fun``, ``jac`` and
+    ``hess`` get copies (a scalar for a 0-d ``x0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> res = fastopt.minimize(lambda t: (t - 2.5) ** 2 - 1, 0.0, lambda t: 2 * (t - 2.5),
+    ...                        method="sgd", lr=0.1)
+    >>> print(res.success, round(float(res.x), 3), round(res.fun, 3), res.nit)
+    True 2.5 -1.0 45
+    >>> res = fastopt.minimize(lambda x: x @ x, np.array([1.0, -2.0]), lambda x: 2 * x,
+    ...                        method="newton", hess=lambda x: 2 * np.eye(2))
+    >>> print(res.x, res.nit, res.history["x"].shape)
+    [0. 0.] 2 (3, 2)
     """
     if not callable(fun) or not callable(jac):
         raise TypeError("fun and jac must be callables")

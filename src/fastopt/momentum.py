@@ -14,7 +14,32 @@ class Momentum(Optimizer):
     This differs from ``SGD(momentum=beta, dampening=beta)`` on the first step: torch starts its buffer
     at :math:`g_1`, this form at :math:`(1-\beta) g_1`; from then on the two agree.
 
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 0.01
+        Learning rate :math:`\gamma`, >= 0.
+    beta : float, default 0.9
+        :math:`\beta`, the decay rate of the moving average, in [0, 1).
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
     State: ``momentum_buffer`` (zeros until the first step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.Momentum([p], lr=0.1, beta=0.9)
+    >>> opt.step([2 * p])         # v = 0.1 * g, then p -= 0.1 * v
+    >>> print(p.round(4), opt.state[0]["momentum_buffer"].round(4))
+    [ 0.98 -1.96] [ 0.2 -0.4]
     """
 
     _kernel = "momentum"

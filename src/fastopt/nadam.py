@@ -19,8 +19,53 @@ class NAdam(Optimizer):
     with momentum decay :math:`\psi` (``momentum_decay``). Weight decay is L2 (added to the gradient)
     or, with ``decoupled_weight_decay``, :math:`p \leftarrow p(1 - \gamma\lambda)` first.
 
-    State: ``step``, ``mu_product`` (:math:`\Pi_t`, a 0-d array of the parameter's dtype: torch keeps it
-    in the default dtype, so the two agree when that is the parameters' dtype), ``exp_avg``, ``exp_avg_sq``.
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 2e-3
+        Learning rate :math:`\gamma`, >= 0.
+    betas : tuple of 2 floats, default (0.9, 0.999)
+        :math:`(\beta_1, \beta_2)`, each in [0, 1): the decay rates of the moving averages of the
+        gradient and of its square.
+    eps : float, default 1e-8
+        :math:`\epsilon`, for numerical stability, added to the denominator, >= 0.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty added to the gradient, or with ``decoupled_weight_decay``
+        the decay rate of the parameters.
+    momentum_decay : float, default 4e-3
+        :math:`\psi`, >= 0.
+    decoupled_weight_decay : bool, default False
+        Decay the parameters, :math:`p \leftarrow p(1 - \gamma\lambda)`, instead of adding
+        :math:`\lambda p` to the gradient.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    maximize : bool, default False
+        Maximize the objective: the update uses :math:`-g_t` in place of :math:`g_t`.
+    capturable : bool, default False
+        Must be False: True (torch's CUDA graphs) raises ValueError.
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``step``, ``mu_product`` (:math:`\Pi_t`; :class:`fastopt.NAdam` keeps it in the
+    parameter's dtype, torch in the default dtype: the two agree when that is the parameters' dtype),
+    ``exp_avg``, ``exp_avg_sq``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.NAdam([p], lr=0.1)
+    >>> opt.step([2 * p])
+    >>> print(p.round(4), round(float(opt.state[0]["mu_product"]), 4))
+    [ 0.8944 -1.8944] 0.4501
     """
 
     _kernel = "nadam"

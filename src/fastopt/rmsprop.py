@@ -19,8 +19,54 @@ class RMSprop(Optimizer):
     The texts' ``rho`` is torch's ``alpha`` (default 0.99); ``eps`` sits outside the square root; there is
     no bias correction and the momentum buffer starts at zero.
 
-    State: ``step`` (counted, unused by the math), ``square_avg``, ``momentum_buffer`` (momentum > 0),
-    ``grad_avg`` (centered).
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 1e-2
+        Learning rate :math:`\gamma`, >= 0.
+    alpha : float, default 0.99
+        :math:`\alpha`, the decay rate of the moving averages, >= 0 (torch's check; meaningful in
+        [0, 1]).
+    eps : float, default 1e-8
+        :math:`\epsilon`, for numerical stability, added to the denominator, >= 0.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty, added to the gradient.
+    momentum : float, default 0
+        Momentum factor :math:`\mu`, >= 0 (0: no momentum buffer).
+    centered : bool, default False
+        Divide by the estimated variance :math:`v_t - \bar g_t^2` instead of :math:`v_t`.
+    capturable : bool, default False
+        Must be False: True (torch's CUDA graphs) raises ValueError.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    maximize : bool, default False
+        Maximize the objective: step along :math:`+g_t` (the :math:`\pm` above).
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``step`` (counted, unused by the math), ``square_avg``, ``momentum_buffer``
+    (momentum > 0), ``grad_avg`` (centered).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.RMSprop([p], lr=0.01)
+    >>> opt.step([2 * p])         # v = 0.01 * g ** 2: the first step moves each element by 10 * lr
+    >>> print(p.round(4), opt.state[0]["square_avg"].round(4))
+    [ 0.9 -1.9] [0.04 0.16]
+    >>> opt = fastopt.RMSprop([p], lr=0.01, momentum=0.9, centered=True)
+    >>> opt.step([2 * p])
+    >>> sorted(opt.state[0])
+    ['grad_avg', 'momentum_buffer', 'square_avg', 'step']
     """
 
     _kernel = "rmsprop"

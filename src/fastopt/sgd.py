@@ -23,8 +23,51 @@ class SGD(Optimizer):
     the learning rate multiplies the buffer (``v = mu*v + g; p -= lr*v``), unlike Sutskever's
     ``v = mu*v + lr*g``. For the texts' EMA form ``v = beta*v + (1-beta)*g`` see :class:`Momentum`.
 
-    State: ``momentum_buffer`` (only when momentum != 0). ``foreach`` and ``fused`` are accepted for
-    torch compatibility; fastopt always runs its one fused kernel.
+    Parameters
+    ----------
+    params : iterable of numpy.ndarray, or iterable of dict
+        The arrays to update in place, or parameter groups: dicts with a ``"params"`` list and any of
+        the hyperparameters below, which override these defaults for that group.
+    lr : float, default 1e-3
+        Learning rate :math:`\gamma`, >= 0.
+    momentum : float, default 0
+        Momentum factor :math:`\mu`, >= 0 (0: plain SGD, no momentum buffer).
+    dampening : float, default 0
+        Dampening :math:`\tau` of the momentum, a real number (unchecked, as in torch; usually in
+        [0, 1]); must be 0 with ``nesterov``.
+    weight_decay : float, default 0
+        :math:`\lambda`, >= 0: L2 penalty, added to the gradient.
+    nesterov : bool, default False
+        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0`` (ValueError otherwise).
+    maximize : bool, default False
+        Maximize the objective: step along :math:`+g_t` (the :math:`\pm` above).
+    foreach : bool or None, default None
+        Accepted for torch compatibility and inert: fastopt always runs its one fused kernel.
+    differentiable : bool, default False
+        Must be False: True (autograd through the step, torch's) raises ValueError.
+    fused : bool or None, default None
+        Accepted for torch compatibility and inert, as ``foreach``.
+    {options}
+
+    Notes
+    -----
+    {input_rules}
+
+    State (torch's keys): ``momentum_buffer`` (only when momentum != 0). ``foreach`` and ``fused`` are
+    accepted for torch compatibility; fastopt always runs its one fused kernel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = fastopt.SGD([p], lr=0.1, momentum=0.9)
+    >>> opt.step([2 * p])         # the gradient of sum(p ** 2); the buffer starts at g
+    >>> print(p.round(4), opt.state[0]["momentum_buffer"])
+    [ 0.8 -1.6] [ 2. -4.]
+    >>> opt.step([2 * p])         # b = 0.9 * b + g
+    >>> print(p.round(4))
+    [ 0.46 -0.92]
     """
 
     _kernel = "sgd"

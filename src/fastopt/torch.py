@@ -27,6 +27,8 @@ are accepted and inert: fastopt always runs its one fused kernel.
 
 Importing this module imports torch (``pip install "fastopt[torch]"``); ``import fastopt`` does not.
 """
+import inspect
+import re
 import threading
 
 import numpy as np
@@ -430,8 +432,54 @@ class Optimizer(torch.optim.Optimizer):
 
 # -- the optimizers ---------------------------------------------------------------------------------
 
+_NUMPY_ONLY = {"params", "backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
+
+
+def _torch_doc(rule, torch_name):
+    """The docstring of the class over ``rule`` (a fastopt class): ``rule``'s summary and math, its
+    Parameters less those only the NumPy class takes, torch's input rules, ``rule``'s state notes and
+    an example with tensors. ``torch_name``: the torch.optim class it stands in for (None: none).
+    None when docstrings are stripped (``python -OO``)."""
+    if rule.__doc__ is None:
+        return None
+    head, rest = inspect.cleandoc(rule.__doc__).split("\nParameters\n----------\n", 1)
+    entries, rest = rest.split("\n\nNotes\n-----\n", 1)
+    notes = rest.split("\n\nExamples\n--------\n", 1)[0].split("\n\n")[1:]  # less the NumPy input rules
+    entries = [e for e in re.split(r"\n(?=\S)", entries) if e.split(" : ")[0] not in _NUMPY_ONLY]
+    name = rule.__name__
+    use = f"``torch.optim.{torch_name}``" if torch_name else "a torch.optim optimizer"
+    return "\n".join([
+        head.rstrip(), "",
+        f"Use it as {use}: same arguments, defaults, param-group keys, state and ``state_dict``;",
+        "``step(closure=None)`` updates every parameter whose ``.grad`` is not None.", "",
+        "Parameters", "----------",
+        "params : iterable of torch.Tensor, or iterable of dict",
+        "    The parameters (e.g. ``model.parameters()``), or parameter groups: dicts with a ``\"params\"``",
+        "    list and any of the hyperparameters below, which override these defaults for that group.",
+        *entries, "",
+        "Notes", "-----",
+        "Parameters are dense CPU tensors of float32 or float64 (any memory format), updated in place",
+        "from their ``.grad``; a parameter whose ``.grad`` is None is left alone, with its state. Anything",
+        "else (CUDA tensors, sparse gradients, complex or half-precision parameters) raises ValueError or",
+        "TypeError before anything is written (see :mod:`fastopt.torch`). ``state[p]`` holds each",
+        "parameter's state: tensors with torch's keys, dtypes and shapes.", "",
+        *[paragraph + "\n" for paragraph in notes],
+        "Examples", "--------",
+        ">>> import torch",
+        ">>> import fastopt.torch",
+        ">>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))",
+        f">>> opt = fastopt.torch.{name}([w], lr=0.01)",
+        ">>> for _ in range(3):",
+        "...     opt.zero_grad()",
+        "...     (w ** 2).sum().backward()",
+        "...     opt.step()",
+        ">>> print(isinstance(opt, torch.optim.Optimizer), bool((w.abs() < torch.tensor([1.0, 2.0])).all()))",
+        "True True",
+    ])
+
+
 class SGD(Optimizer):
-    __doc__ = _SGD.__doc__
+    __doc__ = _torch_doc(_SGD, "SGD")
     _rule = _SGD
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
@@ -442,7 +490,7 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    __doc__ = _Momentum.__doc__
+    __doc__ = _torch_doc(_Momentum, None)
     _rule = _Momentum
 
     def __init__(self, params, lr=0.01, beta=0.9):
@@ -450,7 +498,7 @@ class Momentum(Optimizer):
 
 
 class Adam(Optimizer):
-    __doc__ = _Adam.__doc__
+    __doc__ = _torch_doc(_Adam, "Adam")
     _rule = _Adam
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -463,7 +511,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Optimizer):
-    __doc__ = _AdamW.__doc__
+    __doc__ = _torch_doc(_AdamW, "AdamW")
     _rule = _AdamW
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
@@ -474,7 +522,7 @@ class AdamW(Optimizer):
 
 
 class Adamax(Optimizer):
-    __doc__ = _Adamax.__doc__
+    __doc__ = _torch_doc(_Adamax, "Adamax")
     _rule = _Adamax
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
@@ -484,7 +532,7 @@ class Adamax(Optimizer):
 
 
 class NAdam(Optimizer):
-    __doc__ = _NAdam.__doc__
+    __doc__ = _torch_doc(_NAdam, "NAdam")
     _rule = _NAdam
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
@@ -497,7 +545,7 @@ class NAdam(Optimizer):
 
 
 class Adagrad(Optimizer):
-    __doc__ = _Adagrad.__doc__
+    __doc__ = _torch_doc(_Adagrad, "Adagrad")
     _rule = _Adagrad
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
@@ -516,7 +564,7 @@ class Adagrad(Optimizer):
 
 
 class Adadelta(Optimizer):
-    __doc__ = _Adadelta.__doc__
+    __doc__ = _torch_doc(_Adadelta, "Adadelta")
     _rule = _Adadelta
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
@@ -526,7 +574,7 @@ class Adadelta(Optimizer):
 
 
 class RMSprop(Optimizer):
-    __doc__ = _RMSprop.__doc__
+    __doc__ = _torch_doc(_RMSprop, "RMSprop")
     _rule = _RMSprop
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,

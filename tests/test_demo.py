@@ -1,0 +1,139 @@
+"""``python -m fastopt.cli.demo`` (the ``demo`` command) run as a subprocess, as a user would: tables on
+stdout, valid PNG figures, the optimizer selection, its errors, and the install hint without the extras."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+pytest.importorskip("tqdm")
+
+import fastopt  # noqa: E402
+from fastopt._registry import CASES  # noqa: E402
+
+NAMES = [case.name for case in CASES]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_python(args, tmp_path):
+    # From an empty directory, with PYTHONPATH pointing at the fastopt these tests imported (installed, or
+    # the in-place build of a checkout), so the child runs the same fastopt.
+    env = dict(os.environ, PYTHONPATH=str(Path(fastopt.__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_demo(tmp_path, *args):
+    return run_python(["-m", "fastopt.cli.demo", "--quick", "--out", "out", *args], tmp_path)
+
+
+def sections(stdout):
+    """{number: lines} of the "== N. title ==" sections."""
+    result, current = {}, None
+    for line in stdout.splitlines():
+        match = re.match(r"== (\d+)\. ", line)
+        if match:
+            current = int(match.group(1))
+            result[current] = []
+        elif current is not None:
+            result[current].append(line)
+    return result
+
+
+def table(lines, first_header="optimizer"):
+    """The first table in ``lines`` whose header starts with ``first_header``: {first cell: {column: cell}},
+    columns cut where the dashed rule under the header puts them."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_header))
+    spans = [match.span() for match in re.finditer(r"-+", lines[start + 1])]
+    header = [lines[start][a:b].strip() for a, b in spans]
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line or line.startswith(" "):
+            break
+        cells = [line[a:b].strip() for a, b in spans]
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("demo")
+    return run_demo(tmp_path), tmp_path
+
+
+def test_quick_demo_writes_valid_figures_and_names_them(quick_run):
+    proc, tmp_path = quick_run
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(pngs) >= 5, pngs
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_MAGIC, png
+        assert len(data) > 5_000, png
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # IHDR
+        assert width >= 300 and height >= 200, (png, width, height)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("figures: "), last
+    named = [tmp_path / path for path in last[len("figures: "):].split(", ")]
+    assert sorted(path.resolve() for path in named) == [png.resolve() for png in pngs]
+
+
+def test_quick_demo_tables_name_every_optimizer(quick_run):
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stderr
+    for name in NAMES:
+        assert name in proc.stdout
+    parts = sections(proc.stdout)
+    assert sorted(parts) == [1, 2, 3, 4, 5, 6], proc.stdout
+    for number in (1, 2, 6):  # the tables with a row per optimizer
+        assert list(table(parts[number])) == NAMES, "\n".join(parts[number])
+
+
+def test_adam_finds_the_least_squares_line(quick_run):
+    proc, _ = quick_run
+    lines = sections(proc.stdout)[1]
+    match = re.search(r"least squares \(np\.linalg\.lstsq\): theta = \[([-\d.]+), ([-\d.]+)\]", "\n".join(lines))
+    assert match, "\n".join(lines)
+    least_squares = [float(match.group(1)), float(match.group(2))]
+    assert least_squares == pytest.approx([4.222, 2.968], abs=1e-3)  # SPEC 4.1, seed 0
+    adam = table(lines)["Adam"]
+    assert float(adam["theta0"]) == pytest.approx(least_squares[0], abs=0.05)
+    assert float(adam["theta1"]) == pytest.approx(least_squares[1], abs=0.05)
+
+
+def test_optimizers_option_limits_the_tables(tmp_path):
+    proc = run_demo(tmp_path, "--optimizers", "adam", "SGD")
+    assert proc.returncode == 0, proc.stderr
+    parts = sections(proc.stdout)
+    for number in (1, 2, 6):
+        assert list(table(parts[number])) == ["SGD", "Adam"], "\n".join(parts[number])
+    for name in set(NAMES) - {"SGD", "Adam"}:
+        assert name not in proc.stdout
+    assert len(list((tmp_path / "out").glob("*.png"))) >= 5
+
+
+def test_unknown_optimizer_is_a_usage_error(tmp_path):
+    proc = run_demo(tmp_path, "--optimizers", "adam", "nope")
+    assert proc.returncode == 2
+    assert "unknown optimizer 'nope'" in proc.stderr
+    assert "RMSprop" in proc.stderr  # the valid names are listed
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_dependencies_print_the_install_hint(tmp_path):
+    hide = ("import sys\n"
+            "sys.modules['matplotlib'] = None  # import matplotlib now raises ImportError\n"
+            "sys.modules['tqdm'] = None\n"
+            "from fastopt.cli import demo\n"
+            "sys.exit(demo.main(['--quick', '--out', 'out']))\n")
+    proc = run_python(["-c", hide], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert 'pip install "fastopt[demo]"' in proc.stderr
+    assert 'pip install ".[demo]"' in proc.stderr
+    assert "matplotlib" in proc.stderr and "tqdm" in proc.stderr
+    assert "scikit-learn" not in proc.stderr  # only what is missing is named
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,123 @@
+"""The docstrings: numpydoc sections on the public API, every optimizer argument documented, and every
+example run as a doctest (one test per module)."""
+import doctest
+import importlib
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt._registry import CASES
+
+# the modules whose public classes and functions carry numpydoc docstrings with examples
+MODULES = ["sgd", "momentum", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "_base", "flat",
+           "clip", "ema", "minimize"]
+# what every NumPy optimizer takes besides its own hyperparameters (``backend`` and ``**options``)
+OPTIONS = {"backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
+# NumPy's default print options: the examples' expected output assumes them
+PRINT_DEFAULTS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False, nanstr="nan",
+                      infstr="inf", sign="-", floatmode="maxprec", legacy=False)
+
+
+def run_doctests(module):
+    """(examples run, failures, report) of every docstring example in ``module``."""
+    tests = doctest.DocTestFinder(exclude_empty=True).find(module, module.__name__)
+    runner = doctest.DocTestRunner(verbose=False)
+    report = []
+    with np.printoptions(**PRINT_DEFAULTS):
+        for test in sorted(tests, key=lambda t: t.name):
+            runner.run(test, out=report.append)
+    return runner.tries, runner.failures, "".join(report)
+
+
+@pytest.mark.parametrize("name", MODULES + ["torch"])
+def test_docstring_examples_run(name):
+    if name == "torch":
+        pytest.importorskip("torch")
+    # importlib: ``fastopt.minimize`` is the function, the module is ``sys.modules["fastopt.minimize"]``
+    module = importlib.import_module(f"fastopt.{name}")
+    attempted, failed, report = run_doctests(module)
+    assert attempted > 0, f"fastopt.{name} has no examples"
+    assert failed == 0, f"{failed} of {attempted} examples of fastopt.{name} failed:\n{report}"
+
+
+def sections(doc):
+    """{title: body} of a numpydoc docstring's sections ("Parameters", "Examples", ...)."""
+    parts = re.split(r"^([A-Z]\w*(?: \w+)*)\n-{3,}\n", inspect.cleandoc(doc or ""), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def documented(doc):
+    """The names the Parameters section describes (``a, b : float`` names both; ``**options`` is
+    ``options``)."""
+    names = set()
+    for line in sections(doc).get("Parameters", "").splitlines():
+        if line and not line[0].isspace():
+            names.update(name.strip().lstrip("*") for name in line.split(" : ")[0].split(","))
+    return names
+
+
+def arguments(cls):
+    """The constructor's arguments, less self, params and ``**options``."""
+    return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in ("self", "params") and p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def assert_numpydoc(obj, *required):
+    found = sections(obj.__doc__)
+    missing = [title for title in required if title not in found]
+    assert not missing, f"{obj.__qualname__}'s docstring lacks {missing} (has {list(found)})"
+    if "Examples" in required:
+        assert ">>>" in found["Examples"], f"{obj.__qualname__}'s Examples has no doctest"
+
+
+def public_classes():
+    return [getattr(fastopt, name) for name in fastopt.__all__ if inspect.isclass(getattr(fastopt, name))]
+
+
+@pytest.mark.parametrize("cls", public_classes(), ids=lambda cls: cls.__name__)
+def test_public_classes_have_parameters_and_examples(cls):
+    assert_numpydoc(cls, "Parameters", "Examples")
+
+
+@pytest.mark.parametrize("name", [name for name in fastopt.__all__
+                                  if inspect.isfunction(getattr(fastopt, name))
+                                  and getattr(fastopt, name).__module__.rpartition(".")[2] in MODULES])
+def test_public_functions_have_parameters_and_examples(name):
+    assert_numpydoc(getattr(fastopt, name), "Parameters", "Examples")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_optimizer_docstrings_name_every_argument(case):
+    """Every constructor argument and every option has an entry, nothing else has one, and the input
+    rules and the math are there."""
+    assert_numpydoc(case.cls, "Parameters", "Notes", "Examples")
+    names = documented(case.cls.__doc__)
+    expected = set(arguments(case.cls)) | OPTIONS | {"params"}
+    assert expected <= names, f"{case.name}: undocumented {sorted(expected - names)}"
+    assert names <= expected, f"{case.name}: documents {sorted(names - expected)}, which it does not take"
+    assert ".. math::" in case.cls.__doc__
+    assert "C-contiguous" in sections(case.cls.__doc__)["Notes"]
+
+
+def test_base_optimizer_docstring_names_every_argument():
+    names = documented(fastopt.Optimizer.__doc__)
+    assert set(arguments(fastopt.Optimizer)) | {"params"} <= names
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_torch_optimizer_docstrings(case):
+    """fastopt.torch's classes: the NumPy class's math and arguments, less what only the NumPy class
+    takes, and an example with tensors."""
+    pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    cls = getattr(ft, case.name)
+    assert_numpydoc(cls, "Parameters", "Notes", "Examples")
+    names = documented(cls.__doc__)
+    expected = set(arguments(cls)) | {"params"}
+    assert names == expected, f"fastopt.torch.{case.name}: {sorted(names ^ expected)}"
+    assert ".. math::" in cls.__doc__
+    assert f"fastopt.torch.{case.name}(" in sections(cls.__doc__)["Examples"]
