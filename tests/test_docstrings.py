@@ -13,7 +13,7 @@ from fastopt._registry import CASES
 
 # the modules whose public classes and functions carry numpydoc docstrings with examples
 MODULES = ["sgd", "momentum", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "_base", "flat",
-           "clip", "ema", "minimize"]
+           "clip", "ema", "minimize", "lr_scheduler"]
 # what every NumPy optimizer takes besides its own hyperparameters (``backend`` and ``**options``)
 OPTIONS = {"backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
 # NumPy's default print options: the examples' expected output assumes them
@@ -121,3 +121,41 @@ def test_torch_optimizer_docstrings(case):
     assert names == expected, f"fastopt.torch.{case.name}: {sorted(names ^ expected)}"
     assert ".. math::" in cls.__doc__
     assert f"fastopt.torch.{case.name}(" in sections(cls.__doc__)["Examples"]
+
+
+# fastopt.lr_scheduler: its examples run with the modules' above (test_docstring_examples_run)
+SCHEDULERS = [getattr(fastopt.lr_scheduler, name) for name in fastopt.lr_scheduler.__all__
+              if inspect.isclass(getattr(fastopt.lr_scheduler, name))]
+SCHEDULER_METHODS = ["step", "get_last_lr", "state_dict", "load_state_dict"]
+
+
+def constructor_arguments(cls):
+    """Every argument of the constructor but self (``optimizer`` included)."""
+    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+
+@pytest.mark.parametrize("cls", SCHEDULERS, ids=lambda cls: cls.__name__)
+def test_scheduler_docstrings_name_every_argument(cls):
+    """Parameters names every constructor argument and nothing else; Examples builds the scheduler on a
+    fastopt optimizer and reads its lrs."""
+    assert_numpydoc(cls, "Parameters", "Examples")
+    names = documented(cls.__doc__)
+    expected = set(constructor_arguments(cls))
+    assert "optimizer" in expected
+    assert expected <= names, f"{cls.__name__}: undocumented {sorted(expected - names)}"
+    assert names <= expected, f"{cls.__name__}: documents {sorted(names - expected)}, which it does not take"
+    examples = sections(cls.__doc__)["Examples"]
+    assert f"{cls.__name__}(" in examples or f"({cls.__name__})" in examples, cls.__name__
+    assert "fastopt." in examples and "get_last_lr()" in examples, cls.__name__
+
+
+@pytest.mark.parametrize("cls", SCHEDULERS, ids=lambda cls: cls.__name__)
+def test_scheduler_methods_have_docstrings(cls):
+    """step, get_last_lr, state_dict and load_state_dict (as each class resolves them) have a docstring
+    whose Parameters names their arguments."""
+    for method in SCHEDULER_METHODS:
+        function = getattr(cls, method)
+        assert function.__doc__, f"{cls.__name__}.{method} has no docstring"
+        args = [name for name in inspect.signature(function).parameters if name != "self"]
+        if args:
+            assert set(args) <= documented(function.__doc__), f"{cls.__name__}.{method}: {args}"

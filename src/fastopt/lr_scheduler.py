@@ -212,6 +212,46 @@ class LRScheduler:
 
     Unlike torch, the optimizer's ``step`` is not wrapped (no call-order warning), and the optimizer
     only needs ``param_groups``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    A scheduler subclass only computes the lrs of step ``last_epoch`` (here halving every step):
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import LRScheduler
+    >>> class Halving(LRScheduler):
+    ...     def get_lr(self):
+    ...         return [base_lr * 0.5 ** self.last_epoch for base_lr in self.base_lrs]
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = Halving(opt)                    # the constructor performs step 0
+    >>> sched.last_epoch, sched.get_last_lr()
+    (0, [0.1])
+    >>> for _ in range(3):
+    ...     sched.step()
+    >>> sched.last_epoch, [round(lr, 4) for lr in sched.get_last_lr()], opt.param_groups[0]["lr"]
+    (3, [0.0125], 0.0125)
+
+    A checkpoint holds plain values; a scheduler built on the restored optimizer resumes from it:
+
+    >>> state = sched.state_dict()
+    >>> opt2 = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> opt2.load_state_dict(opt.state_dict())
+    >>> resumed = Halving(opt2)
+    >>> resumed.load_state_dict(state)
+    >>> resumed.step()
+    >>> resumed.last_epoch, [round(lr, 5) for lr in resumed.get_last_lr()]
+    (4, [0.00625])
     """
 
     _get_lr_called_within_step = False
@@ -248,16 +288,34 @@ class LRScheduler:
             self._is_initial = False
 
     def state_dict(self):
-        """Every attribute but the optimizer (a copy: later steps do not change it)."""
+        """Every attribute but the optimizer (a copy: later steps do not change it).
+
+        Returns
+        -------
+        dict
+            Plain values under torch's keys, so that torch's scheduler loads it too.
+        """
         return {key: copy.deepcopy(value) for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Load a ``state_dict()`` (fastopt's or torch's); the argument is not modified."""
+        """Load a ``state_dict()`` (fastopt's or torch's); the argument is not modified.
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         _check_state_dict(state_dict)
         self.__dict__.update(copy.deepcopy({k: v for k, v in state_dict.items() if k != "optimizer"}))
 
     def get_last_lr(self):
-        """The lrs written by the last step (Tensor lrs as copies)."""
+        """The lrs written by the last step (Tensor lrs as copies).
+
+        Returns
+        -------
+        list
+            One lr per param group (Python floats, or Tensors for Tensor lrs).
+        """
         return self._last_lr
 
     def get_lr(self):
@@ -270,7 +328,14 @@ class LRScheduler:
                           "please use `get_last_lr()`.", UserWarning, stacklevel=3)
 
     def step(self, epoch=None):
-        """Advance one step (``epoch`` given: deprecated, jump to it using the closed form if any)."""
+        """Advance one step (``epoch`` given: deprecated, jump to it using the closed form if any).
+
+        Parameters
+        ----------
+        epoch : int or None, default None
+            None: ``last_epoch += 1``. An int (deprecated, it warns, as in torch): ``last_epoch =
+            epoch``, the lrs from the closed form where the scheduler has one.
+        """
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
@@ -328,6 +393,37 @@ class LambdaLR(LRScheduler):
 
     Functions and lambdas are not saved by ``state_dict()``; callable objects save their ``__dict__``.
     Unlike torch, a non-callable ``lr_lambda`` is a TypeError at construction.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    lr_lambda : callable or list of callable
+        A function computing a multiplicative factor from an integer ``epoch``, or a list of such
+        functions, one per param group (ValueError if the length differs). Each must be callable
+        (TypeError otherwise).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    A linear warm-up over the first four epochs:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import LambdaLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = LambdaLR(opt, lr_lambda=lambda epoch: min(1.0, (epoch + 1) / 4))
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.025, 0.05, 0.075, 0.1, 0.1, 0.1]
     """
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
@@ -337,12 +433,28 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
+        """Every attribute but the optimizer; ``lr_lambdas`` as torch saves them: None for a function
+        or lambda, the ``__dict__`` of a callable object.
+
+        Returns
+        -------
+        dict
+            Plain values under torch's keys, so that torch's scheduler loads it too.
+        """
         state = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
                  if key not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = _lambda_states(self.lr_lambdas)
         return state
 
     def load_state_dict(self, state_dict):
+        """Load a ``state_dict()`` (fastopt's or torch's): callable objects among the lambdas get their
+        saved ``__dict__`` back. The argument is not modified.
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         _check_state_dict(state_dict)
         LRScheduler.load_state_dict(self, {k: v for k, v in state_dict.items() if k != "lr_lambdas"})
         _load_lambda_states(self.lr_lambdas, state_dict.get("lr_lambdas", ()))
@@ -353,7 +465,37 @@ class LambdaLR(LRScheduler):
 
 
 class MultiplicativeLR(LRScheduler):
-    r"""``lr = lr * lr_lambda(e)`` for ``e > 0`` (unchanged at construction)."""
+    r"""``lr = lr * lr_lambda(e)`` for ``e > 0`` (unchanged at construction).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    lr_lambda : callable or list of callable
+        A function computing the factor of epoch ``epoch`` (an int) by which the current lr is
+        multiplied, or a list of such functions, one per param group (ValueError if the length
+        differs). Each must be callable (TypeError otherwise).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import MultiplicativeLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.9)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.09, 0.081, 0.0729, 0.0656]
+    """
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -376,6 +518,36 @@ class StepLR(LRScheduler):
     r"""``lr = base_lr * gamma ** (e // step_size)`` (recursively: times gamma every step_size steps).
 
     Unlike torch (which divides by zero later), ``step_size <= 0`` is a ValueError.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    step_size : int
+        Period of learning rate decay, in epochs: > 0 (ValueError otherwise; TypeError if not a real
+        number).
+    gamma : float, default 0.1
+        Multiplicative factor of learning rate decay.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import StepLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
@@ -397,7 +569,38 @@ class StepLR(LRScheduler):
 
 class MultiStepLR(LRScheduler):
     r"""``lr = base_lr * gamma ** k``, k the number of milestones ``<= e`` (a milestone listed n times
-    multiplies by ``gamma ** n``)."""
+    multiplies by ``gamma ** n``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    milestones : iterable of int
+        Epoch indices at which the lr is multiplied by ``gamma`` (increasing, as torch asks; a
+        milestone listed n times multiplies by ``gamma ** n``).
+    gamma : float, default 0.1
+        Multiplicative factor of learning rate decay.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import MultiStepLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = MultiStepLR(opt, milestones=[2, 5], gamma=0.1)
+    >>> lrs = []
+    >>> for epoch in range(7):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001]
+    """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -418,7 +621,37 @@ class MultiStepLR(LRScheduler):
 
 
 class ConstantLR(LRScheduler):
-    r"""``lr = base_lr * factor`` for ``e < total_iters``, then ``base_lr`` (factor in [0, 1])."""
+    r"""``lr = base_lr * factor`` for ``e < total_iters``, then ``base_lr`` (factor in [0, 1]).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    factor : float, default 1/3
+        The number the lr is multiplied by until ``total_iters``: in [0, 1] (ValueError otherwise).
+    total_iters : int, default 5
+        The number of steps during which the lr is multiplied by ``factor``.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ConstantLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = ConstantLR(opt, factor=0.5, total_iters=3)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.05, 0.05, 0.05, 0.1, 0.1]
+    """
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -443,7 +676,40 @@ class ConstantLR(LRScheduler):
 
 class LinearLR(LRScheduler):
     r"""``lr = base_lr * (s + (t - s) * min(e, T) / T)`` with ``s = start_factor`` in (0, 1],
-    ``t = end_factor`` in [0, 1], ``T = total_iters``."""
+    ``t = end_factor`` in [0, 1], ``T = total_iters``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    start_factor : float, default 1/3
+        The number the lr is multiplied by at epoch 0; the factor then changes linearly towards
+        ``end_factor``. In (0, 1] (ValueError otherwise).
+    end_factor : float, default 1.0
+        The number the lr is multiplied by from ``total_iters`` on: in [0, 1] (ValueError otherwise).
+    total_iters : int, default 5
+        The number of steps over which the factor goes from ``start_factor`` to ``end_factor``.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import LinearLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = LinearLR(opt, start_factor=0.25, end_factor=1.0, total_iters=3)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.025, 0.05, 0.075, 0.1, 0.1]
+    """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -473,7 +739,35 @@ class LinearLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    r"""``lr = base_lr * gamma ** e`` (recursively: times gamma every step)."""
+    r"""``lr = base_lr * gamma ** e`` (recursively: times gamma every step).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    gamma : float
+        Multiplicative factor of learning rate decay, applied at every step.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ExponentialLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = ExponentialLR(opt, gamma=0.5)
+    >>> lrs = []
+    >>> for epoch in range(4):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.05, 0.025, 0.0125]
+    """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -491,7 +785,37 @@ class ExponentialLR(LRScheduler):
 
 
 class PolynomialLR(LRScheduler):
-    r"""``lr = base_lr * (1 - min(e, T) / T) ** power`` (0 from ``e = T`` on)."""
+    r"""``lr = base_lr * (1 - min(e, T) / T) ** power`` (0 from ``e = T`` on).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    total_iters : int, default 5
+        The number of steps over which the lr decays to 0 (> 0: it divides).
+    power : float, default 1.0
+        The power of the polynomial (1: linear decay).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import PolynomialLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = PolynomialLR(opt, total_iters=4, power=2.0)
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 5))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.05625, 0.025, 0.00625, 0.0, 0.0]
+    """
 
     def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -521,6 +845,38 @@ class CosineAnnealingLR(LRScheduler):
     clamped: past ``T_max`` the lr rises again (period ``2 T_max``). ``step(epoch)`` and the first
     step of a scheduler resumed with ``last_epoch > 0`` use the closed form. ``T_max = 0`` is a
     ValueError (torch divides by zero at the second step).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    T_max : int
+        Maximum number of iterations: half the cosine's period. A non-zero real number (ValueError
+        for 0, TypeError if not a real number).
+    eta_min : float, default 0.0
+        Minimum learning rate.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    Not clamped: past ``T_max`` the lr rises again.
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import CosineAnnealingLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.0868, 0.055, 0.0232, 0.01, 0.0232]
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
@@ -560,6 +916,39 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     ``T_cur`` counts steps since the last restart; at a restart ``T_cur`` wraps and ``T_i``
     becomes ``T_i * T_mult`` (``T_0`` a positive int, ``T_mult`` an int >= 1). ``step(epoch)`` jumps
     to ``epoch``, which may be fractional (no deprecation warning here, as in torch).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    T_0 : int
+        Number of iterations until the first restart: a positive int (ValueError otherwise).
+    T_mult : int, default 1
+        The factor by which ``T_i`` grows after a restart: an int >= 1 (ValueError otherwise).
+    eta_min : float, default 0.0
+        Minimum learning rate: a float or an int (ValueError otherwise).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    Restarts after 2 epochs, then after 4 more:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import CosineAnnealingWarmRestarts
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2)
+    >>> lrs = []
+    >>> for epoch in range(7):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.05, 0.1, 0.0854, 0.05, 0.0146, 0.1]
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
@@ -583,7 +972,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 for base_lr in self.base_lrs]
 
     def step(self, epoch=None):
-        """Advance one step, or jump to ``epoch`` (an int or a float)."""
+        """Advance one step, or jump to ``epoch`` (an int or a float).
+
+        Parameters
+        ----------
+        epoch : int, float or None, default None
+            None: one step. A number >= 0 (ValueError otherwise): jump to that (possibly fractional)
+            epoch, without a deprecation warning (as in torch).
+        """
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -632,6 +1028,70 @@ class CyclicLR(LRScheduler):
     (as torch); an optimizer with neither needs ``cycle_momentum=False``. A ``scale_fn`` function is
     not saved in ``state_dict()`` (a callable object saves its ``__dict__``). Unlike torch,
     ``step_size_up <= 0`` or ``step_size_down < 0`` is a ValueError.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    base_lr : float or list of float
+        Initial learning rate, the lower boundary of the cycle, for each param group (a list: one per
+        group, ValueError if the length differs).
+    max_lr : float or list of float
+        Upper learning rate boundaries of the cycle for each param group. It defines the cycle's
+        amplitude ``max_lr - base_lr``; the lr is ``base_lr`` plus a scaling of the amplitude, so
+        ``max_lr`` may not be reached, depending on the scaling.
+    step_size_up : int, default 2000
+        Number of training iterations in the increasing half of a cycle: > 0 (ValueError otherwise).
+    step_size_down : int or None, default None
+        Number of training iterations in the decreasing half of a cycle, >= 0 (ValueError otherwise);
+        None: ``step_size_up``.
+    mode : {'triangular', 'triangular2', 'exp_range'}, default 'triangular'
+        The scaling policy (see above); ignored if ``scale_fn`` is given. Another value without a
+        ``scale_fn`` is a ValueError.
+    gamma : float, default 1.0
+        Constant of the 'exp_range' scaling: ``gamma ** (cycle iterations)``.
+    scale_fn : callable or None, default None
+        Custom scaling policy: a function of one argument with ``0 <= scale_fn(x) <= 1`` for all
+        ``x >= 0``. If given, ``mode`` is ignored.
+    scale_mode : {'cycle', 'iterations'}, default 'cycle'
+        Whether ``scale_fn`` is evaluated on the cycle number or on the iterations since the start.
+        Without a ``scale_fn``, ``mode`` decides ('cycle' for the triangular modes, 'iterations' for
+        'exp_range').
+    cycle_momentum : bool, default True
+        Cycle the momentum (``group["momentum"]``, or ``group["betas"][0]``) inversely to the lr,
+        between ``base_momentum`` and ``max_momentum``. The optimizer must then have a momentum or betas
+        (ValueError otherwise).
+    base_momentum : float or list of float, default 0.8
+        Lower momentum boundaries of the cycle for each param group: the momentum at the peak of a
+        cycle, where the lr is ``max_lr``.
+    max_momentum : float or list of float, default 0.9
+        Upper momentum boundaries of the cycle for each param group: the momentum at the start of a
+        cycle, where the lr is ``base_lr``. Functionally it defines the cycle's amplitude
+        ``max_momentum - base_momentum``.
+    last_epoch : int, default -1
+        The index of the last batch (``step()`` is called after every batch, so this counts batches, not
+        epochs). -1 starts the schedule from the beginning; ``N >= 0`` resumes a training job: the groups
+        must then hold the keys the constructor writes (``initial_lr`` and, when cycling momentum,
+        ``max_momentum``/``base_momentum``), which it leaves alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import CyclicLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1, momentum=0.9)
+    >>> sched = CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=2)
+    >>> lrs, momenta = [], []
+    >>> for batch in range(6):
+    ...     opt.step([np.ones(2)])             # one batch
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     momenta.append(round(opt.param_groups[0]["momentum"], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.01, 0.055, 0.1, 0.055, 0.01, 0.055]
+    >>> momenta
+    [0.9, 0.85, 0.8, 0.85, 0.9, 0.85]
     """
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
@@ -739,6 +1199,14 @@ class CyclicLR(LRScheduler):
                 _set_momentum(group, momentum, self.use_beta1)
 
     def state_dict(self):
+        """Every attribute but the optimizer; a custom ``scale_fn`` as torch saves it: None for a
+        function or lambda, the ``__dict__`` of a callable object.
+
+        Returns
+        -------
+        dict
+            Plain values under torch's keys, so that torch's scheduler loads it too.
+        """
         state = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
                  if key not in ("optimizer", "_scale_fn_custom")}
         fn = self._scale_fn_custom
@@ -746,6 +1214,14 @@ class CyclicLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
+        """Load a ``state_dict()`` (fastopt's or torch's): a callable-object ``scale_fn`` gets its saved
+        ``__dict__`` back. The argument is not modified.
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         _check_state_dict(state_dict)
         super().load_state_dict({k: v for k, v in state_dict.items()
                                  if k not in ("_scale_fn_custom", "_scale_fn_ref")})
@@ -765,6 +1241,69 @@ class OneCycleLR(LRScheduler):
     ``end + (start - end) * (1 + cos(pi * pct)) / 2`` (``'cos'``) or ``start + (end - start) * pct``
     (``'linear'``). As in torch the T-th ``step()`` is allowed and extrapolates past min_lr; the
     (T+1)-th raises ValueError. The momentum is ``group["momentum"]`` or ``group["betas"][0]``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    max_lr : float or list of float
+        Upper learning rate boundaries of the cycle for each param group (a list: one per group,
+        ValueError if the length differs).
+    total_steps : int or None, default None
+        The total number of steps of the cycle: a positive int (ValueError otherwise). None: inferred
+        as ``epochs * steps_per_epoch``.
+    epochs : int or None, default None
+        The number of epochs to train for, a positive int; with ``steps_per_epoch``, gives
+        ``total_steps`` when that is None (ValueError if neither is given).
+    steps_per_epoch : int or None, default None
+        The number of steps per epoch to train for, a positive int; used with ``epochs``.
+    pct_start : float, default 0.3
+        The fraction of the cycle (in steps) spent increasing the lr: a float in [0, 1] (ValueError
+        otherwise, an int included).
+    anneal_strategy : {'cos', 'linear'}, default 'cos'
+        Cosine or linear annealing (ValueError otherwise).
+    cycle_momentum : bool, default True
+        Cycle the momentum (``group["momentum"]``, or ``group["betas"][0]``) inversely to the lr,
+        between ``base_momentum`` and ``max_momentum``. The optimizer must then have a momentum or betas
+        (ValueError otherwise).
+    base_momentum : float or list of float, default 0.85
+        Lower momentum boundaries of the cycle for each param group: the momentum at the peak, where
+        the lr is ``max_lr``.
+    max_momentum : float or list of float, default 0.95
+        Upper momentum boundaries of the cycle for each param group: the momentum at the start and the
+        end, where the lr is ``initial_lr``. Functionally it defines the cycle's amplitude
+        ``max_momentum - base_momentum``.
+    div_factor : float, default 25.0
+        Determines the initial learning rate: ``initial_lr = max_lr / div_factor``.
+    final_div_factor : float, default 1e4
+        Determines the minimum learning rate: ``min_lr = initial_lr / final_div_factor``.
+    three_phase : bool, default False
+        Use a third phase to annihilate the lr down to ``min_lr`` instead of modifying the second phase
+        (the first two phases are then symmetrical about the step ``pct_start`` indicates).
+    last_epoch : int, default -1
+        The index of the last batch (``step()`` is called after every batch, so this counts batches, not
+        epochs). -1 starts the schedule from the beginning; ``N >= 0`` resumes a training job: the groups
+        must then hold the keys the constructor writes (``initial_lr`` and, when cycling momentum,
+        ``max_momentum``/``base_momentum``), which it leaves alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import OneCycleLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1, momentum=0.9)
+    >>> sched = OneCycleLR(opt, max_lr=0.1, total_steps=6, pct_start=0.5)
+    >>> lrs, momenta = [], []
+    >>> for batch in range(6):
+    ...     opt.step([np.ones(2)])             # one batch
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     momenta.append(round(opt.param_groups[0]["momentum"], 4))
+    ...     sched.step()
+    >>> lrs                                    # up to max_lr, down to max_lr / 25 / 1e4
+    [0.004, 0.052, 0.1, 0.075, 0.025, 0.0]
+    >>> momenta
+    [0.95, 0.9, 0.85, 0.875, 0.925, 0.95]
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
@@ -919,6 +1458,40 @@ class SequentialLR(LRScheduler):
 
     As in torch, a child restarted at a milestone needs ``_update_lr`` with a usable ``get_lr``:
     ChainedScheduler or SequentialLR children after the first raise NotImplementedError there.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    schedulers : list of LRScheduler
+        The schedulers to run in turn (at least one), all built on ``optimizer`` (ValueError
+        otherwise); a ReduceLROnPlateau is a ValueError.
+    milestones : list of int
+        The epochs at which the next scheduler takes over: one fewer than the schedulers (ValueError
+        otherwise).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts from the beginning; ``N >= 0`` replays ``N`` steps (see
+        above).
+
+    Examples
+    --------
+    A linear warm-up over two epochs, then exponential decay:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ExponentialLR, LinearLR, SequentialLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> warmup = LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> decay = ExponentialLR(opt, gamma=0.5)
+    >>> sched = SequentialLR(opt, schedulers=[warmup, decay], milestones=[2])
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.05, 0.075, 0.1, 0.05, 0.025, 0.0125]
     """
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
@@ -970,6 +1543,13 @@ class SequentialLR(LRScheduler):
         self._last_lr = scheduler.get_last_lr()
 
     def state_dict(self):
+        """Every attribute but the optimizer; ``_schedulers`` holds the children's ``state_dict()``.
+
+        Returns
+        -------
+        dict
+            Plain values under torch's keys, so that torch's scheduler loads it too.
+        """
         state = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
                  if key not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
@@ -978,7 +1558,13 @@ class SequentialLR(LRScheduler):
     def load_state_dict(self, state_dict):
         """Load the counters and the children's states, then restore the saved lrs (and the active
         child's cycled momentum) into the optimizer: exact whether the optimizer's state was loaded
-        before or after this scheduler was built."""
+        before or after this scheduler was built.
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         _check_state_dict(state_dict)
         LRScheduler.load_state_dict(self, {k: v for k, v in state_dict.items() if k != "_schedulers"})
         for scheduler, state in zip(self._schedulers, state_dict["_schedulers"]):
@@ -1000,6 +1586,30 @@ class ChainedScheduler(LRScheduler):
     ``load_state_dict`` also restores the lrs (and cycled momentum) it had written, so resuming is
     exact whether the optimizer's state is loaded before or after this scheduler is built (torch's is
     off by the children's construction factors, e.g. ConstantLR's, when the optimizer is loaded first).
+
+    Parameters
+    ----------
+    schedulers : sequence of LRScheduler
+        The schedulers to step together (at least one), all built on the same optimizer (ValueError
+        otherwise); a ReduceLROnPlateau is a ValueError.
+    optimizer : Optimizer or None, default None
+        The wrapped optimizer; None: the first scheduler's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ChainedScheduler, ConstantLR, ExponentialLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=1.0)
+    >>> sched = ChainedScheduler([ConstantLR(opt, factor=0.5, total_iters=2),
+    ...                           ExponentialLR(opt, gamma=0.9)])
+    >>> lrs = []
+    >>> for epoch in range(4):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.5, 0.45, 0.81, 0.729]
     """
 
     def __init__(self, schedulers, optimizer=None):
@@ -1025,7 +1635,13 @@ class ChainedScheduler(LRScheduler):
     state_dict = SequentialLR.state_dict
 
     def load_state_dict(self, state_dict):
-        """Load the children's states, then restore the saved lrs (and cycled momentum)."""
+        """Load the children's states, then restore the saved lrs (and cycled momentum).
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         SequentialLR.load_state_dict(self, state_dict)
 
     def _restore_groups(self):
@@ -1043,6 +1659,47 @@ class ReduceLROnPlateau(LRScheduler):
     An epoch is good if ``a < best * (1 - threshold)`` (min, rel), ``a < best - threshold`` (min, abs),
     ``a > best * (1 + threshold)`` (max, rel) or ``a > best + threshold`` (max, abs). ``min_lr`` is a
     scalar or one value per group.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    mode : {'min', 'max'}, default 'min'
+        'min': the lr is reduced when the metric has stopped decreasing; 'max': when it has stopped
+        increasing (ValueError otherwise).
+    factor : float, default 0.1
+        The factor by which the lr is reduced, ``new_lr = lr * factor``: < 1 (ValueError otherwise).
+    patience : int, default 10
+        The number of epochs with no improvement allowed before the lr is reduced: with ``patience =
+        2`` the first 2 bad epochs are ignored and the lr is reduced after the 3rd (if there is still no
+        improvement).
+    threshold : float, default 1e-4
+        Threshold for measuring the new optimum, to only focus on significant changes.
+    threshold_mode : {'rel', 'abs'}, default 'rel'
+        'rel': the best is ``best * (1 -/+ threshold)`` ('min'/'max' mode); 'abs': ``best -/+
+        threshold`` (ValueError otherwise).
+    cooldown : int, default 0
+        The number of epochs to wait after a reduction before resuming normal operation.
+    min_lr : float or list of float, default 0
+        A lower bound on the lr of all param groups, or one per group (ValueError if the length
+        differs).
+    eps : float, default 1e-8
+        Minimal decay applied to the lr: a reduction smaller than ``eps`` is not applied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ReduceLROnPlateau
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    >>> lrs = []
+    >>> for loss in [1.0, 0.8, 0.8, 0.8, 0.8, 0.8]:    # the validation loss of each epoch
+    ...     sched.step(loss)
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    >>> lrs
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]
     """
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
@@ -1074,7 +1731,15 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics, epoch=None):
-        """Record one epoch's metric (a number or a 0-d tensor/array) and maybe reduce the lrs."""
+        """Record one epoch's metric (a number or a 0-d tensor/array) and maybe reduce the lrs.
+
+        Parameters
+        ----------
+        metrics : float
+            The epoch's value of the monitored quantity (anything ``float()`` accepts).
+        epoch : int or None, default None
+            Deprecated (it warns, as in torch): the epoch number; None: ``last_epoch + 1``.
+        """
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
@@ -1137,6 +1802,13 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
 
     def load_state_dict(self, state_dict):
+        """Load a ``state_dict()`` (fastopt's or torch's); the argument is not modified.
+
+        Parameters
+        ----------
+        state_dict : dict
+            A ``state_dict()`` of this scheduler class, fastopt's or torch's.
+        """
         super().load_state_dict(state_dict)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
 
@@ -1152,6 +1824,37 @@ class PiecewiseConstantLR(LRScheduler):
     ``boundaries`` strictly increase; ``len(values) == len(boundaries) + 1``. A value is a number
     (every group) or a list/tuple with one lr per param group. The optimizer's own lr is replaced
     (it is kept as ``initial_lr``/``base_lrs``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    boundaries : sequence of float
+        The steps at which the lr changes: finite real numbers, strictly increasing (ValueError
+        otherwise).
+    values : sequence of (float or sequence of float)
+        The lrs, one more than ``boundaries`` (ValueError otherwise): each a number >= 0 (every group)
+        or a list/tuple with one lr per param group.
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import PiecewiseConstantLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = PiecewiseConstantLR(opt, boundaries=[2, 4], values=[0.1, 0.05, 0.01])
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.1, 0.05, 0.05, 0.01, 0.01]
     """
 
     def __init__(self, optimizer, boundaries, values, last_epoch=-1):
@@ -1188,7 +1891,36 @@ class PiecewiseConstantLR(LRScheduler):
 
 
 class ExponentialDecayLR(LRScheduler):
-    r"""``lr(t) = lr0 * exp(-decay * t)`` (``decay >= 0``; ``lr0 = initial_lr``)."""
+    r"""``lr(t) = lr0 * exp(-decay * t)`` (``decay >= 0``; ``lr0 = initial_lr``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    decay : float
+        The decay rate: a finite real number >= 0 (ValueError otherwise; TypeError if not a real
+        number).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import ExponentialDecayLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = ExponentialDecayLR(opt, decay=0.5)
+    >>> lrs = []
+    >>> for epoch in range(4):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.0607, 0.0368, 0.0223]
+    """
 
     def __init__(self, optimizer, decay, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -1204,7 +1936,38 @@ class ExponentialDecayLR(LRScheduler):
 
 
 class InverseTimeDecayLR(LRScheduler):
-    r"""``lr(t) = lr0 * (beta * t + 1) ** (-alpha)`` (``alpha, beta >= 0``; ``lr0 = initial_lr``)."""
+    r"""``lr(t) = lr0 * (beta * t + 1) ** (-alpha)`` (``alpha, beta >= 0``; ``lr0 = initial_lr``).
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The wrapped optimizer: a fastopt, ``fastopt.torch`` or ``torch.optim`` optimizer, or any object
+        with a ``param_groups`` list of dicts (TypeError otherwise).
+    alpha : float
+        The exponent: a finite real number >= 0 (ValueError otherwise; TypeError if not a real number).
+    beta : float
+        The time scale: a finite real number >= 0 (ValueError otherwise; TypeError if not a real
+        number).
+    last_epoch : int, default -1
+        The index of the last epoch. -1 starts the schedule from the beginning; ``N >= 0`` resumes it:
+        every param group must then hold ``initial_lr`` (KeyError otherwise), and the constructor's step
+        makes ``last_epoch`` ``N + 1``, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt.lr_scheduler import InverseTimeDecayLR
+    >>> opt = fastopt.SGD([np.zeros(2)], lr=0.1)
+    >>> sched = InverseTimeDecayLR(opt, alpha=1.0, beta=1.0)
+    >>> lrs = []
+    >>> for epoch in range(4):
+    ...     opt.step([np.ones(2)])             # an epoch of training at the current lr
+    ...     lrs.append(round(sched.get_last_lr()[0], 4))
+    ...     sched.step()
+    >>> lrs
+    [0.1, 0.05, 0.0333, 0.025]
+    """
 
     def __init__(self, optimizer, alpha, beta, last_epoch=-1):
         _check_optimizer(optimizer)
