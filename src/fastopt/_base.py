@@ -20,7 +20,6 @@ from . import _validation as check
 from . import kernels, reference
 from ._config import get_num_threads
 from ._kernels import _runtime
-from .reference.tools import norm_kind
 
 BACKENDS = {"cython": kernels, "numpy": reference}
 
@@ -219,7 +218,7 @@ class Optimizer:
         if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
             raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
         norm_type = check.real("norm_type", norm_type)
-        norm_kind(norm_type)  # ValueError for anything but a positive p or inf
+        check.norm_kind(norm_type)  # ValueError for anything but a positive p or inf
         check.flag("skip_nonfinite", skip_nonfinite)
         self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
         self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)

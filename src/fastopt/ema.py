@@ -83,18 +83,22 @@ class EMA:
             check.param(p, i)
         if backend not in ("cython", "numpy"):
             raise ValueError(f"backend must be 'cython' or 'numpy', got {backend!r}")
+        self.params = params
+        self._set_schedule(decay, warmup, warmup_gamma, warmup_power, min_decay)
+        self.backend = backend
+        self.shadow = [p.copy() for p in params]
+        self.num_updates = 0
+
+    def _set_schedule(self, decay, warmup, warmup_gamma, warmup_power, min_decay):
+        """Check the decay schedule's settings, then set them (nothing changes if one is bad)."""
         check.unit_interval("decay", decay, closed=True)
         check.unit_interval("min_decay", min_decay, closed=True)
         check.flag("warmup", warmup)
         for name, value in (("warmup_gamma", warmup_gamma), ("warmup_power", warmup_power)):
             if not 0.0 < check.real(name, value) < float("inf"):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        self.params = params
         self.decay, self.min_decay = float(decay), float(min_decay)
         self.warmup, self.warmup_gamma, self.warmup_power = bool(warmup), float(warmup_gamma), float(warmup_power)
-        self.backend = backend
-        self.shadow = [p.copy() for p in params]
-        self.num_updates = 0
 
     def current_decay(self):
         """The decay the next ``update()`` uses.
@@ -230,13 +234,10 @@ class EMA:
         num_updates = state_dict.get("num_updates", 0)
         if isinstance(num_updates, bool) or not isinstance(num_updates, (int, np.integer)) or num_updates < 0:
             raise ValueError(f"num_updates must be a non-negative int, got {num_updates!r}")
-        new = EMA(self.params, decay=state_dict.get("decay", self.decay),
-                  warmup=state_dict.get("warmup", self.warmup),
-                  warmup_gamma=state_dict.get("warmup_gamma", self.warmup_gamma),
-                  warmup_power=state_dict.get("warmup_power", self.warmup_power),
-                  min_decay=state_dict.get("min_decay", self.min_decay), backend=self.backend)
+        self._set_schedule(state_dict.get("decay", self.decay), state_dict.get("warmup", self.warmup),
+                           state_dict.get("warmup_gamma", self.warmup_gamma),
+                           state_dict.get("warmup_power", self.warmup_power),
+                           state_dict.get("min_decay", self.min_decay))  # the last check: raises first
         for mine, arr in zip(self.shadow, arrays):
             mine[...] = arr
-        self.decay, self.min_decay, self.warmup = new.decay, new.min_decay, new.warmup
-        self.warmup_gamma, self.warmup_power = new.warmup_gamma, new.warmup_power
         self.num_updates = int(num_updates)

@@ -104,14 +104,14 @@ from cython cimport floating
 from fastopt._kernels._runtime cimport Batch, BLOCK, ItemHead, new_batch, run, WorkHead
 from fastopt._kernels._util cimport batch_add, batch_data, build_info, maxnan, work_head
 
-import numbers
-
 import numpy as np
+
+from fastopt._validation import norm_kind
 
 cnp.import_array()
 BUILD = build_info()
 
-cdef enum:
+cdef enum:  # the numbers of fastopt._validation's kinds (norm_kind checks norm_type, in one place)
     SQUARES = 0   # p = 2
     ABSOLUTE = 1  # p = 1
     MAXIMUM = 2   # p = inf
@@ -177,22 +177,6 @@ cdef void _norm_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
         else:
             _norm_span(<const double*>w.g, a, b, w.kind, w.power, w.partials + (block - first))
         a = b
-
-
-def norm_kind(norm_type):
-    """(kind, p) for a norm type: 2, 1, inf or another p > 0 (ValueError otherwise)."""
-    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
-        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__}")
-    p = float(norm_type)
-    if p == 2.0:
-        return SQUARES, p
-    if p == 1.0:
-        return ABSOLUTE, p
-    if p == float("inf"):
-        return MAXIMUM, p
-    if not 0.0 < p < float("inf"):
-        raise ValueError(f"norm_type must be a positive number or inf, got {norm_type!r}")
-    return POWERS, p
 
 
 def grad_norm(grads, norm_type=2.0, n_threads=1):

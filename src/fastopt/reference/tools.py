@@ -6,30 +6,14 @@ double over 32 lanes (lane j takes elements j, j+32, ...: the piece padded with 
 the kernel's tree, the pieces in order.
 """
 import math
-import numbers
 
 import numpy as np
 
 from ._util import Batch, real, run, tensors
 
+from .._validation import ABSOLUTE, MAXIMUM, POWERS, SQUARES, norm_kind
+
 BLOCK = 4096
-SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
-
-
-def norm_kind(norm_type):
-    """(kind, p) for a norm type: 2, 1, inf or another p > 0 (ValueError otherwise)."""
-    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
-        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__}")
-    p = float(norm_type)
-    if p == 2.0:
-        return SQUARES, p
-    if p == 1.0:
-        return ABSOLUTE, p
-    if p == float("inf"):
-        return MAXIMUM, p
-    if not 0.0 < p < float("inf"):
-        raise ValueError(f"norm_type must be a positive number or inf, got {norm_type!r}")
-    return POWERS, p
 
 
 def _pow(a, b):
