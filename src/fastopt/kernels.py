@@ -14,6 +14,7 @@ norm_type)`` is the norm of a list of gradients, in one deterministic read pass.
 and ``floor_group`` are the memory-floor kernels the benchmarks compare against (a step's traffic, no
 math).
 """
+from . import _kernel_docs
 from ._kernels import modules as _modules
 from ._kernels._runtime import Batch, run
 
@@ -28,3 +29,4 @@ __all__ = [
 _BATCHES = [name[:-len("_group")] + "_batch" for name in __all__ if name.endswith("_group")]
 _where = {name: module for module in _modules.values() for name in __all__ + _BATCHES if hasattr(module, name)}
 globals().update({name: getattr(_where[name], name) for name in __all__ + _BATCHES})
+_kernel_docs.document(globals(), __name__)

@@ -18,3 +18,7 @@ __all__ = [
     "adamax_group", "ema_update", "floor", "floor_group", "grad_norm", "momentum", "momentum_group", "nadam", "nadam_group",
     "rmsprop", "rmsprop_group", "sgd", "sgd_group",
 ]
+
+from .._kernel_docs import document as _document
+
+_document(globals(), __name__)

@@ -1,0 +1,465 @@
+"""The docstrings of ``fastopt.kernels`` and ``fastopt.reference``: one text per function for a kernel
+and its NumPy twin, since they share signature, math and checks.
+
+Each docstring is assembled from the function's own signature and three tables: a summary and the math
+per rule, one description per argument (``ARGS``; a group function's list ``exp_avgs`` takes the
+description of ``exp_avg``), and an example per function that runs against either module
+(``{module}`` in its import line). ``document`` binds them; tests/test_docstrings.py runs the examples
+on both modules and checks that every argument has its entry.
+"""
+import inspect
+import textwrap
+
+WIDTH = 100
+
+INPUT_RULES = """\
+Every array is checked before anything is written: float32 or float64, C-contiguous, the param's dtype
+and size (the 1-element counters ``step`` and ``mu_product`` may be either dtype and are updated in
+their own), written arrays writeable and sharing no memory with any other array of the call. A rejected
+call raises ValueError or TypeError naming the argument and changes nothing. Hyperparameters are used
+as given (the optimizer classes check their ranges). The kernels release the GIL for calls of 4096
+elements or more."""
+
+# -- what each rule computes ---------------------------------------------------------------------------
+SUMMARY = {
+    "sgd": "One SGD step in place, as torch.optim.SGD: momentum, dampening, Nesterov and L2 weight decay.",
+    "momentum": "One step of the texts' momentum in place: an exponential moving average of the gradients.",
+    "adam": "One Adam step in place, as torch.optim.Adam: AMSGrad when ``max_exp_avg_sq`` is given, "
+            "AdamW with ``decoupled_weight_decay``.",
+    "adamax": "One Adamax step in place, as torch.optim.Adamax (Adam with the infinity norm).",
+    "nadam": "One NAdam step in place, as torch.optim.NAdam (Nesterov momentum with the mu schedule).",
+    "adagrad": "One Adagrad step in place, as torch.optim.Adagrad.",
+    "rmsprop": "One RMSprop step in place, as torch.optim.RMSprop: centered when ``grad_avg`` is given, "
+               "with momentum when ``momentum_buffer`` is.",
+    "adadelta": "One Adadelta step in place, as torch.optim.Adadelta.",
+    "floor": "The memory-floor kernel: a step's memory traffic with no math (not an optimizer).",
+}
+
+# per element; g is the gradient after run's gradient scale, maximize's sign and L2 weight decay
+MATH = {
+    "sgd": """\
+g = g + weight_decay*p
+b = g                                   (first_step)
+b = momentum*b + (1 - dampening)*g      (otherwise; no b when momentum == 0)
+g = g + momentum*b  (nesterov)   or   g = b
+p = p - lr*g""",
+    "momentum": """\
+v = beta*v + (1 - beta)*g
+p = p - lr*v""",
+    "adam": """\
+t = step + 1;  bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
+g = g + weight_decay*p   or, decoupled_weight_decay:  p = p*(1 - lr*weight_decay)
+m = m + (1 - beta1)*(g - m);  v = beta2*v + ((1 - beta2)*g)*g
+vmax = max(vmax, v), used for v below   (AMSGrad)
+p = p + (-lr/bc1 * m) / (sqrt(v)/sqrt(bc2) + eps)""",
+    "adamax": """\
+t = step + 1;  bc1 = 1 - beta1**t;  g = g + weight_decay*p
+m = m + (1 - beta1)*(g - m);  u = max(beta2*u, |g| + eps)
+p = p + (-lr/bc1 * m) / u""",
+    "nadam": """\
+t = step + 1;  bc2 = 1 - beta2**t
+mu_t = beta1*(1 - 0.5*0.96**(t*momentum_decay));  mu_next: the same at t + 1
+mu_product = mu_product*mu_t
+g = g + weight_decay*p   or, decoupled_weight_decay:  p = p*(1 - lr*weight_decay)
+m = m + (1 - beta1)*(g - m);  v = beta2*v + ((1 - beta2)*g)*g;  d = sqrt(v/bc2) + eps
+p = p + (-lr*(1 - mu_t)/(1 - mu_product) * g)/d + (-lr*mu_next/(1 - mu_product*mu_next) * m)/d""",
+    "adagrad": """\
+t = step + 1;  clr = lr / (1 + (t - 1)*lr_decay);  g = g + weight_decay*p
+s = s + g*g
+p = p + (-clr*g) / (sqrt(s) + eps)""",
+    "rmsprop": """\
+g = g + weight_decay*p;  v = alpha*v + ((1 - alpha)*g)*g
+centered:  ga = ga + (1 - alpha)*(g - ga);  v~ = v - ga*ga   (else v~ = v)
+d = sqrt(v~) + eps
+momentum > 0:  b = momentum*b + g/d;  p = p - lr*b      else:  p = p + (-lr*g)/d""",
+    "adadelta": """\
+g = g + weight_decay*p;  v = rho*v + ((1 - rho)*g)*g
+dx = sqrt(u + eps)/sqrt(v + eps) * g;  u = rho*u + ((1 - rho)*dx)*dx
+p = p - lr*dx""",
+    "floor": """\
+p = p + g;  s = s + g   for each state buffer given""",
+}
+
+# -- one description per argument (a group's list ``xs`` takes the entry of ``x``) --------------------
+ARGS = {
+    "param": ("ndarray", "The parameter, updated in place: float32 or float64, C-contiguous, writeable, any "
+                         "shape (read as its flat buffer)."),
+    "grad": ("ndarray", "Its gradient: the param's dtype and size, C-contiguous; only read."),
+    "step": ("ndarray", "The step counter: 1 element, float32 or float64, 0 before the first step; "
+                        "incremented in place before it is used."),
+    "mu_product": ("ndarray", "The product of the mu schedule: 1 element, float32 or float64, 1 before the "
+                              "first step; updated in place."),
+    "exp_avg": ("ndarray", "The first moment ``m`` (0 at the start), updated in place."),
+    "exp_avg_sq": ("ndarray", "The second moment ``v`` (0 at the start), updated in place."),
+    "max_exp_avg_sq": ("ndarray or None", "AMSGrad's running maximum ``vmax`` of ``v`` (0 at the start), "
+                                          "updated in place; None: plain Adam."),
+    "exp_inf": ("ndarray", "The exponentially weighted infinity norm ``u`` (0 at the start), updated in "
+                           "place."),
+    "state_sum": ("ndarray", "The sum of squared gradients ``s`` (torch starts it at "
+                             "``initial_accumulator_value``), updated in place."),
+    "square_avg": ("ndarray", "The running average of squared gradients ``v`` (0 at the start), updated in "
+                              "place."),
+    "acc_delta": ("ndarray", "The running average of squared updates ``u`` (0 at the start), updated in "
+                             "place."),
+    "grad_avg": ("ndarray or None", "The running average of gradients ``ga`` (0 at the start), updated in "
+                                    "place; given: centered RMSprop, None: not centered."),
+    "s1": ("ndarray or None", "A state buffer, read and written; fill ``s1``, ``s2``, ``s3`` in order "
+                              "(Adam's traffic: two)."),
+    "s2": ("ndarray or None", "A second state buffer, as ``s1``."),
+    "s3": ("ndarray or None", "A third state buffer, as ``s1``."),
+    "lr": ("float", "The learning rate."),
+    "beta1": ("float", "The first moment's decay rate (torch's ``betas[0]``)."),
+    "beta2": ("float", "The second moment's (Adamax: the infinity norm's) decay rate (torch's ``betas[1]``)."),
+    "eps": ("float", "The term added for numerical stability, where Notes shows it."),
+    "weight_decay": ("float", "The L2 penalty added to the gradient; 0: none."),
+    "maximize": ("bool", "Ascend: the gradient's sign is flipped before anything else."),
+    "decoupled_weight_decay": ("bool", "AdamW's decay: ``p *= 1 - lr*weight_decay`` instead of the L2 "
+                                       "penalty."),
+    "momentum_decay": ("float", "The mu schedule's decay (torch's ``momentum_decay``, psi)."),
+    "lr_decay": ("float", "The learning rate's decay over steps."),
+    "alpha": ("float", "The squared gradients' smoothing constant."),
+    "rho": ("float", "The running averages' decay rate."),
+    "dampening": ("float", "The gradient's damping in the momentum buffer."),
+    "nesterov": ("bool", "Nesterov momentum."),
+    "first_step": ("bool", "torch's first step: the momentum buffer takes the gradient instead of being "
+                           "decayed."),
+    "beta": ("float", "The velocity's decay rate."),
+    "n_threads": ("int", "The most threads of fastopt's pool to use (the caller is one of them); the "
+                         "result is the same for any count (``fastopt.reference``: checked, then ignored)."),
+    "check_overlap": ("bool", "Check that no written array shares memory with another; the optimizers check "
+                              "once for all the batches of a step instead."),
+    "indexed": ("bool", "Name the arrays in messages as a group call does (``params[2]``), or as a "
+                        "single-tensor call (``param``)."),
+    "batches": ("Batch or sequence of Batch", "Work items built by the ``*_batch`` functions (of the same "
+                                              "module), all checked before this call."),
+    "grad_scale": ("float", "Multiplies every gradient as it is read, rounded to its dtype (``g * c`` as "
+                            "torch's ``g.mul_(c)``): a clip coefficient; gradients are never written."),
+    "grads": ("list of ndarray or None", "The gradients: float32 or float64 (dtypes may differ), any "
+                                         "shapes, C-contiguous; None entries are skipped."),
+    "norm_type": ("float", "p of the p-norm: 2, 1, ``inf`` (the largest absolute value) or any other "
+                           "p > 0."),
+    "shadows": ("list of ndarray", "The averages, updated in place: float32 or float64, C-contiguous, "
+                                   "writeable."),
+    "weight": ("float", "The interpolation weight: ``shadow + weight*(param - shadow)``."),
+}
+# the same name, another meaning
+RULE_ARGS = {
+    "sgd": {"momentum_buffer": ("ndarray or None", "The momentum buffer ``b``, updated in place; needed "
+                                                   "when ``momentum`` != 0, unused when it is 0."),
+            "momentum": ("float", "The momentum factor; 0: plain SGD.")},
+    "momentum": {"momentum_buffer": ("ndarray", "The velocity ``v`` (0 at the start), updated in place.")},
+    "rmsprop": {"momentum_buffer": ("ndarray or None", "The momentum buffer ``b`` (0 at the start), "
+                                                       "updated in place; needed when ``momentum`` > 0, "
+                                                       "None otherwise."),
+                "momentum": ("float", "The momentum factor; 0: none.")},
+    "ema_update": {"params": ("list of ndarray", "The values averaged, one per shadow: its dtype and size, "
+                                                 "C-contiguous; only read.")},
+}
+# a group call's lists where the entry is not "one per param, each as <single>"
+GROUP_ARGS = {
+    "params": ("list of ndarray", "The parameters, each as ``param`` (dtypes may differ between tensors)."),
+    "grads": ("list of ndarray or None", "One per param, each as ``grad``; None skips its tensor (param "
+                                         "and state are left as they are)."),
+    "first_steps": ("list of bool or None", "One per param: its ``first_step``; None: False for all."),
+    "s1": ("list of ndarray or None", "One per param, each a state buffer read and written; fill ``s1``, "
+                                      "``s2``, ``s3`` in order (Adam's traffic: two)."),
+    "s2": ("list of ndarray or None", "A second list of state buffers, as ``s1``."),
+    "s3": ("list of ndarray or None", "A third list of state buffers, as ``s1``."),
+}
+
+# -- examples: ``{module}`` is fastopt.kernels or fastopt.reference; the output is the same bits -------
+EXAMPLES = {
+    "sgd": """\
+>>> import numpy as np
+>>> from {module} import sgd
+>>> p = np.array([1.0, -2.0, 3.0], np.float32)
+>>> g = np.array([0.5, 0.5, -1.0], np.float32)
+>>> buf = np.zeros(3, np.float32)
+>>> for first in (True, False):
+...     sgd(p, g, buf, lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
+...         maximize=False, first_step=first)
+>>> p, buf
+(array([ 0.855, -2.145,  3.29 ], dtype=float32), array([ 0.95,  0.95, -1.9 ], dtype=float32))""",
+    "sgd_group": """\
+>>> import numpy as np
+>>> from {module} import sgd_group
+>>> params = [np.ones(3, np.float32), np.ones(2)]
+>>> grads = [np.full(3, 0.5, np.float32), None]
+>>> sgd_group(params, grads, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+...           maximize=False)
+>>> params
+[array([0.95, 0.95, 0.95], dtype=float32), array([1., 1.])]""",
+    "momentum": """\
+>>> import numpy as np
+>>> from {module} import momentum
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> v = np.zeros(2, np.float32)
+>>> momentum(p, np.array([0.5, -1.0], np.float32), v, lr=0.1, beta=0.9)
+>>> p, v
+(array([ 0.995, -1.99 ], dtype=float32), array([ 0.05, -0.1 ], dtype=float32))""",
+    "momentum_group": """\
+>>> import numpy as np
+>>> from {module} import momentum_group
+>>> params = [np.ones(2), np.ones(3, np.float32)]
+>>> velocities = [np.zeros(2), np.zeros(3, np.float32)]
+>>> for _ in range(2):
+...     momentum_group(params, [np.full(2, 1.0), np.full(3, -1.0, np.float32)], velocities, lr=0.5,
+...                    beta=0.5)
+>>> velocities
+[array([0.75, 0.75]), array([-0.75, -0.75, -0.75], dtype=float32)]""",
+    "adam": """\
+>>> import numpy as np
+>>> from {module} import adam
+>>> p = np.array([1.0, -2.0, 3.0], np.float32)
+>>> g = np.array([0.5, 0.5, -1.0], np.float32)
+>>> step, m, v = np.zeros(1, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32)
+>>> adam(p, g, step, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+...      maximize=False, decoupled_weight_decay=False)
+>>> p, step, m
+(array([ 0.90000004, -2.1       ,  3.1       ], dtype=float32), array([1.], dtype=float32), array([ 0.05,  0.05, -0.1 ], dtype=float32))""",
+    "adam_group": """\
+>>> import numpy as np
+>>> from {module} import adam_group
+>>> params = [np.ones(3, np.float32), np.ones(2)]
+>>> grads = [np.full(3, 0.5, np.float32), np.full(2, -0.5)]
+>>> steps = [np.zeros(1, p.dtype) for p in params]
+>>> exp_avgs = [np.zeros_like(p) for p in params]
+>>> exp_avg_sqs = [np.zeros_like(p) for p in params]
+>>> adam_group(params, grads, steps, exp_avgs, exp_avg_sqs, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+...            weight_decay=0.01, maximize=False, decoupled_weight_decay=True)
+>>> params
+[array([0.89900005, 0.89900005, 0.89900005], dtype=float32), array([1.099, 1.099])]""",
+    "adamax": """\
+>>> import numpy as np
+>>> from {module} import adamax
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, m, u = np.zeros(1, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32)
+>>> adamax(p, np.array([0.5, -4.0], np.float32), step, m, u, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+...        weight_decay=0.0, maximize=False)
+>>> p, u
+(array([ 0.9, -1.9], dtype=float32), array([0.5, 4. ], dtype=float32))""",
+    "adamax_group": """\
+>>> import numpy as np
+>>> from {module} import adamax_group
+>>> params = [np.ones(2), np.ones(2)]
+>>> steps, exp_avgs, exp_infs = [np.zeros(1), np.zeros(1)], [np.zeros(2), np.zeros(2)], [np.zeros(2), np.zeros(2)]
+>>> adamax_group(params, [np.full(2, 2.0), None], steps, exp_avgs, exp_infs, lr=0.1, beta1=0.9,
+...              beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False)
+>>> params, steps
+([array([0.9, 0.9]), array([1., 1.])], [array([1.]), array([0.])])""",
+    "nadam": """\
+>>> import numpy as np
+>>> from {module} import nadam
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, mu_product = np.zeros(1, np.float32), np.ones(1, np.float32)
+>>> m, v = np.zeros(2, np.float32), np.zeros(2, np.float32)
+>>> nadam(p, np.array([0.5, -1.0], np.float32), step, mu_product, m, v, lr=0.01, beta1=0.9, beta2=0.999,
+...       eps=1e-8, weight_decay=0.0, momentum_decay=0.004, maximize=False, decoupled_weight_decay=False)
+>>> p, mu_product
+(array([ 0.9894355, -1.9894354], dtype=float32), array([0.45007348], dtype=float32))""",
+    "nadam_group": """\
+>>> import numpy as np
+>>> from {module} import nadam_group
+>>> params = [np.ones(2, np.float32), np.ones(3)]
+>>> steps = [np.zeros(1, p.dtype) for p in params]
+>>> mu_products = [np.ones(1, p.dtype) for p in params]
+>>> exp_avgs, exp_avg_sqs = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+>>> nadam_group(params, [np.ones(2, np.float32), -np.ones(3)], steps, mu_products, exp_avgs, exp_avg_sqs,
+...             lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=0.004,
+...             maximize=False, decoupled_weight_decay=False)
+>>> params
+[array([0.9894355, 0.9894355], dtype=float32), array([1.01056452, 1.01056452, 1.01056452])]""",
+    "adagrad": """\
+>>> import numpy as np
+>>> from {module} import adagrad
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, state_sum = np.zeros(1, np.float32), np.zeros(2, np.float32)
+>>> for _ in range(2):
+...     adagrad(p, np.array([3.0, -4.0], np.float32), step, state_sum, lr=0.1, lr_decay=0.0, eps=1e-10,
+...             weight_decay=0.0, maximize=False)
+>>> p, state_sum
+(array([ 0.8292893, -1.8292893], dtype=float32), array([18., 32.], dtype=float32))""",
+    "adagrad_group": """\
+>>> import numpy as np
+>>> from {module} import adagrad_group
+>>> params = [np.ones(2), np.ones(1, np.float32)]
+>>> steps = [np.zeros(1), np.zeros(1, np.float32)]
+>>> state_sums = [np.zeros(2), np.zeros(1, np.float32)]
+>>> adagrad_group(params, [np.full(2, 2.0), np.full(1, 5.0, np.float32)], steps, state_sums, lr=0.1,
+...               lr_decay=0.0, eps=1e-10, weight_decay=0.0, maximize=False)
+>>> params, state_sums
+([array([0.9, 0.9]), array([0.9], dtype=float32)], [array([4., 4.]), array([25.], dtype=float32)])""",
+    "rmsprop": """\
+>>> import numpy as np
+>>> from {module} import rmsprop
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, square_avg, grad_avg = np.zeros(1, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32)
+>>> rmsprop(p, np.array([0.5, -1.0], np.float32), step, square_avg, None, grad_avg, lr=0.01, alpha=0.99,
+...         eps=1e-8, weight_decay=0.0, momentum=0.0, maximize=False)
+>>> p, square_avg, grad_avg
+(array([ 0.89949626, -1.8994962 ], dtype=float32), array([0.0025, 0.01  ], dtype=float32), array([ 0.005, -0.01 ], dtype=float32))""",
+    "rmsprop_group": """\
+>>> import numpy as np
+>>> from {module} import rmsprop_group
+>>> params = [np.ones(2), np.ones(3)]
+>>> steps, square_avgs = [np.zeros(1), np.zeros(1)], [np.zeros(2), np.zeros(3)]
+>>> buffers = [np.zeros(2), np.zeros(3)]
+>>> rmsprop_group(params, [np.full(2, 0.1), np.full(3, -0.1)], steps, square_avgs, buffers, lr=0.01,
+...               alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, maximize=False)
+>>> params
+[array([0.9000001, 0.9000001]), array([1.0999999, 1.0999999, 1.0999999])]""",
+    "adadelta": """\
+>>> import numpy as np
+>>> from {module} import adadelta
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, square_avg, acc_delta = np.zeros(1, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32)
+>>> adadelta(p, np.array([0.5, -1.0], np.float32), step, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-6,
+...          weight_decay=0.0, maximize=False)
+>>> p, acc_delta
+(array([ 0.9968378, -1.9968377], dtype=float32), array([9.999602e-07, 9.999901e-07], dtype=float32))""",
+    "adadelta_group": """\
+>>> import numpy as np
+>>> from {module} import adadelta_group
+>>> params = [np.ones(2), np.ones(1)]
+>>> steps, square_avgs, acc_deltas = [np.zeros(1), np.zeros(1)], [np.zeros(2), np.zeros(1)], [np.zeros(2), np.zeros(1)]
+>>> adadelta_group(params, [np.full(2, 1.0), None], steps, square_avgs, acc_deltas, lr=1.0, rho=0.9,
+...                eps=1e-6, weight_decay=0.0, maximize=False)
+>>> params, steps
+([array([0.99683774, 0.99683774]), array([1.])], [array([1.]), array([0.])])""",
+    "floor": """\
+>>> import numpy as np
+>>> from {module} import floor
+>>> p, m, v = np.zeros(3, np.float32), np.zeros(3, np.float32), np.ones(3, np.float32)
+>>> floor(p, np.full(3, 0.5, np.float32), m, v)
+>>> p, m, v
+(array([0.5, 0.5, 0.5], dtype=float32), array([0.5, 0.5, 0.5], dtype=float32), array([1.5, 1.5, 1.5], dtype=float32))""",
+    "floor_group": """\
+>>> import numpy as np
+>>> from {module} import floor_group
+>>> params, grads = [np.zeros(2), np.zeros(3)], [np.ones(2), np.full(3, 2.0)]
+>>> floor_group(params, grads)
+>>> params
+[array([1., 1.]), array([2., 2., 2.])]""",
+    "grad_norm": """\
+>>> import numpy as np
+>>> from {module} import grad_norm
+>>> grads = [np.array([3.0, 0.0], np.float32), None, np.array([[4.0]])]
+>>> grad_norm(grads)
+(5.0, True)
+>>> grad_norm(grads, norm_type=1.0), grad_norm(grads, norm_type=float("inf"))
+((7.0, True), (4.0, True))
+>>> grad_norm([np.array([1.0, np.nan])])
+(nan, False)""",
+    "ema_update": """\
+>>> import numpy as np
+>>> from {module} import ema_update
+>>> shadows = [np.zeros(2, np.float32), np.ones(1)]
+>>> params = [np.full(2, 10.0, np.float32), np.full(1, 3.0)]
+>>> ema_update(shadows, params, 0.1)
+>>> shadows
+[array([1., 1.], dtype=float32), array([1.2])]""",
+    "run": """\
+>>> import numpy as np
+>>> from {module} import adam_batch, run, sgd_batch
+>>> p1, g1, buf = np.ones(2), np.full(2, 4.0), np.zeros(2)
+>>> p2, g2 = np.ones(2), np.full(2, 4.0)
+>>> step, m, v = np.zeros(1), np.zeros(2), np.zeros(2)
+>>> first = sgd_batch([p1], [g1], [buf], lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0,
+...                   nesterov=False, maximize=False, first_steps=[True])
+>>> second = adam_batch([p2], [g2], [step], [m], [v], None, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+...                     weight_decay=0.0, maximize=False, decoupled_weight_decay=False)
+>>> run([first, second], grad_scale=0.25)  # both checked above; the gradients read as g * 0.25
+>>> p1, buf, p2
+(array([0.9, 0.9]), array([1., 1.]), array([0.9, 0.9]))
+>>> g1
+array([4., 4.])""",
+}
+
+
+def _entry(name, rule, group):
+    """(type, description) of argument ``name`` of a function of ``rule`` (group: a list argument)."""
+    own = RULE_ARGS.get(rule, {})
+    if name in own:
+        return own[name]
+    if group and name in GROUP_ARGS:
+        return GROUP_ARGS[name]
+    if group and name.endswith("s") and (name[:-1] in ARGS or name[:-1] in own):
+        kind, text = own.get(name[:-1]) or ARGS[name[:-1]]
+        kind = "list of " + kind.replace(" or None", "") + (" or None" if "None" in kind else "")
+        return kind, f"One per param, each as ``{name[:-1]}``. {text}"
+    if name in ARGS:
+        return ARGS[name]
+    raise KeyError(f"no description of argument {name!r} of {rule}")
+
+
+def _parameters(function, rule, group):
+    lines = []
+    for name, arg in inspect.signature(function).parameters.items():
+        kind, text = _entry(name, rule, group)
+        default = "" if arg.default is inspect.Parameter.empty else f", default {arg.default!r}"
+        lines.append(f"{name} : {kind}{default}")
+        lines.append(textwrap.fill(text, WIDTH, initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+def _indent(text):
+    return "\n".join("    " + line if line else line for line in text.splitlines())
+
+
+def docstring(name, function, module):
+    """The numpydoc docstring of ``module``'s function ``name`` (``module``: where its example imports
+    it from)."""
+    rule, _, kind = name.partition("_")
+    if name in ("grad_norm", "ema_update", "run"):
+        rule, kind = name, ""
+    parts = []
+    if kind == "batch":
+        parts.append(f"The checked work items of an ``{rule}_group`` call, for ``run``: every array is "
+                     "checked as the group call checks it, nothing is run or written.")
+        parts.append(f"Parameters\n----------\n{_parameters(function, rule, True)}")
+        parts.append("Returns\n-------\nBatch\n    The work items; ``run`` executes one or more of them as one "
+                     "job.")
+        parts.append(f"See Also\n--------\nrun : Runs batches as one job (its example builds two).\n"
+                     f"{rule}_group : Checks and runs one group in one call.")
+        return "\n\n".join(parts)
+    if rule == "grad_norm":
+        parts.append("``(norm, finite)`` of all of ``grads`` together: the p-norm of their concatenation, as "
+                     "``torch.nn.utils.get_total_norm``, accumulated in double in one read pass; ``finite``: "
+                     "no element is NaN or infinite.")
+        parts.append("The sum's order is fixed (32 lanes per block of 4096 elements, combined in a fixed "
+                     "tree), so the result is the same bits for any thread count and in "
+                     "``fastopt.reference``.")
+    elif rule == "ema_update":
+        parts.append("``shadow = lerp(shadow, param, weight)`` in place for every pair, as torch's "
+                     "``lerp_``, in one job.")
+        parts.append("Each pair is one dtype and size, C-contiguous; the shadows are writeable and share no "
+                     "memory with anything else of the call. Everything is checked before anything is "
+                     "written.")
+    elif rule == "run":
+        parts.append("Run the work items of ``batches`` as one job on up to ``n_threads`` threads: every "
+                     "item's prologue (step counters), then every element.")
+        parts.append("The batches were checked when they were built, so a step checks every group before "
+                     "any is written. The kernels release the GIL for jobs of 4096 elements or more.")
+    elif kind == "group":
+        parts.append(f"``{rule}`` on every tensor of a group in one call (one job on the thread pool).")
+        parts.append(INPUT_RULES.replace("\n", " ") + " A None gradient skips its tensor.")
+    else:
+        parts.append(SUMMARY[rule])
+        parts.append(INPUT_RULES.replace("\n", " "))
+    parts.append(f"Parameters\n----------\n{_parameters(function, rule, kind == 'group')}")
+    if rule == "grad_norm":
+        parts.append("Returns\n-------\nnorm : float\n    The norm (NaN or inf when an element is).\n"
+                     "finite : bool\n    Whether every element is finite.")
+    if rule in MATH:
+        parts.append("Notes\n-----\nPer element, ``g`` the gradient (``run``'s scale and ``maximize``'s sign "
+                     f"applied)::\n\n{_indent(MATH[rule])}")
+    parts.append("Examples\n--------\n" + EXAMPLES[name].replace("{module}", module))
+    # the prose paragraphs wrapped (sections, math and examples as written)
+    return "\n\n".join(part if "\n" in part else textwrap.fill(part, WIDTH) for part in parts)
+
+
+def document(namespace, module):
+    """Set the docstring of every kernel function in ``namespace`` (a module's globals)."""
+    for name, function in namespace.items():
+        if name in EXAMPLES or name.endswith("_batch"):
+            function.__doc__ = docstring(name, function, module)
