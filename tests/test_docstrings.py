@@ -13,7 +13,7 @@ from fastopt._registry import CASES
 
 # the modules whose public classes and functions carry numpydoc docstrings with examples
 MODULES = ["sgd", "momentum", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "_base", "flat",
-           "clip", "ema", "minimize", "lr_scheduler"]
+           "clip", "ema", "minimize", "lr_scheduler", "_config"]
 # what every NumPy optimizer takes besides its own hyperparameters (``backend`` and ``**options``)
 OPTIONS = {"backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
 # NumPy's default print options: the examples' expected output assumes them
@@ -86,7 +86,10 @@ def test_public_classes_have_parameters_and_examples(cls):
                                   if inspect.isfunction(getattr(fastopt, name))
                                   and getattr(fastopt, name).__module__.rpartition(".")[2] in MODULES])
 def test_public_functions_have_parameters_and_examples(name):
-    assert_numpydoc(getattr(fastopt, name), "Parameters", "Examples")
+    function = getattr(fastopt, name)
+    takes = set(inspect.signature(function).parameters)
+    assert_numpydoc(function, *(["Parameters"] if takes else []), "Examples")
+    assert takes <= documented(function.__doc__), f"{name}: undocumented {takes - documented(function.__doc__)}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)

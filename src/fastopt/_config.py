@@ -36,21 +36,71 @@ _num_threads = _default_threads()
 
 
 def set_num_threads(n):
-    """Use up to ``n`` threads per step, the calling thread included (default: the CPUs this process
-    may use, or ``FASTOPT_NUM_THREADS``). Steps over fewer than ``parallel_min_elements`` elements stay
-    on the calling thread; results are bit-identical for any thread count."""
+    """Use up to ``n`` threads per step, the calling thread included.
+
+    The default is the CPUs this process may use (its affinity), or ``FASTOPT_NUM_THREADS`` when set.
+    Steps over fewer than ``parallel_min_elements`` elements (``show_config``) stay on the calling thread;
+    results are bit-identical for any thread count. Every optimizer, clip and EMA call reads it.
+
+    Parameters
+    ----------
+    n : int
+        The most threads per step, >= 1 (a bool or a float is a TypeError, 0 a ValueError).
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> previous = fastopt.get_num_threads()
+    >>> fastopt.set_num_threads(1)
+    >>> fastopt.get_num_threads()
+    1
+    >>> fastopt.set_num_threads(previous)
+    """
     global _num_threads
     _num_threads = _threads_from(n, "n")
 
 
 def get_num_threads():
-    """The threads a step may use (the calling thread included)."""
+    """The threads a step may use, the calling thread included (``set_num_threads``).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> fastopt.get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
 def show_config(file=None):
     """Print and return what this fastopt runs: the kernel variant chosen for this CPU (and why), the
-    variants built, threads, compiler and flags."""
+    variants built, threads, compiler and flags.
+
+    Parameters
+    ----------
+    file : file-like, default None
+        Where to print (None: ``sys.stdout``).
+
+    Returns
+    -------
+    dict
+        The printed values by key: ``isa`` (the variant running: baseline, avx2 or avx512),
+        ``isa_selected_by``, ``cpu_supports``, ``built``, ``num_threads``, ``threads``,
+        ``parallel_min_elements``, ``compiler``, ``cflags``, and the fastopt, numpy and Python versions.
+
+    Examples
+    --------
+    >>> import io
+    >>> import fastopt
+    >>> config = fastopt.show_config(file=io.StringIO())
+    >>> config["isa"] in config["built"], config["isa"] in config["cpu_supports"]
+    (True, True)
+    """
     forced = os.environ.get("FASTOPT_ISA", "").strip().lower() or None
     config = {
         "fastopt": __import__("fastopt").__version__,
