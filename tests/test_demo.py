@@ -137,3 +137,35 @@ def test_missing_dependencies_print_the_install_hint(tmp_path):
     assert "matplotlib" in proc.stderr and "tqdm" in proc.stderr
     assert "scikit-learn" not in proc.stderr  # only what is missing is named
     assert not (tmp_path / "out").exists()
+
+
+def test_without_torch_the_demo_says_what_it_leaves_out(tmp_path):
+    # a finder that refuses torch (sys.modules['torch'] = None would break scipy, which sklearn imports:
+    # it looks torch up in sys.modules)
+    hide = ("import sys\n"
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.partition('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name=name)\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from fastopt.cli import demo\n"
+            "sys.exit(demo.main(['--quick', '--out', 'out', '--optimizers', 'Adam']))\n")
+    proc = run_python(["-c", hide], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "torch is not installed" in proc.stdout
+    assert "download.pytorch.org/whl/cpu" in proc.stdout
+    assert "The same MLP as a torch module" not in proc.stdout  # no comparison table
+
+
+def test_with_torch_fastopt_torch_trains_the_mlp_as_torch_optim(quick_run):
+    pytest.importorskip("torch")
+    proc, _ = quick_run
+    lines = sections(proc.stdout)[6]
+    start = next(i for i, line in enumerate(lines) if line.startswith("The same MLP as a torch module"))
+    rows = table(lines[start + 1:])
+    assert list(rows) == ["fastopt.torch.Adam", "torch.optim.Adam"], "\n".join(lines[start:])
+    ours, theirs = rows["fastopt.torch.Adam"], rows["torch.optim.Adam"]
+    # same start, batches and math: the same loss and accuracy to the digits printed (float32 rounding aside)
+    assert float(ours["train loss"]) == pytest.approx(float(theirs["train loss"]), abs=2e-4)
+    assert ours["test acc"] == theirs["test acc"]
+    assert float(theirs["step ratio"]) == 1.0
