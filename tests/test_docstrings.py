@@ -208,3 +208,16 @@ def test_kernel_and_twin_share_their_docstring():
     for name, function in kernel_functions(kernels):
         twin = getattr(reference, name)
         assert function.__doc__.replace("fastopt.kernels", "fastopt.reference") == twin.__doc__, name
+
+
+@pytest.mark.parametrize("cls", public_classes(), ids=lambda cls: cls.__name__)
+def test_public_methods_document_their_arguments(cls):
+    """Every public method of fastopt's public classes has a docstring whose Parameters names its
+    arguments (torch's methods on fastopt.torch's classes are torch's business)."""
+    for name, method in inspect.getmembers(cls, inspect.isfunction):
+        if name.startswith("_") or not method.__module__.startswith("fastopt"):
+            continue
+        assert method.__doc__, f"{cls.__name__}.{name} has no docstring"
+        args = [arg for arg in inspect.signature(method).parameters if arg != "self"]
+        if args:
+            assert set(args) <= documented(method.__doc__), f"{cls.__name__}.{name}: {args}"

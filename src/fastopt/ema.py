@@ -128,7 +128,21 @@ class EMA:
 
     def update(self):
         """Fold the parameters' current values into the shadows (one pass over every array):
-        ``shadow += (1 - current_decay()) * (param - shadow)``, then ``num_updates += 1``."""
+        ``shadow += (1 - current_decay()) * (param - shadow)``, then ``num_updates += 1``.
+
+        Call it after each optimizer step; it reads the parameters and writes only the shadows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> w = np.zeros(2)
+        >>> ema = fastopt.EMA([w], decay=0.9)
+        >>> w += 1.0                  # an optimizer step
+        >>> ema.update()
+        >>> ema.shadow[0], ema.num_updates
+        (array([0.1, 0.1]), 1)
+        """
         ops = kernels if self.backend == "cython" else reference
         ops.ema_update(self.shadow, self.params, 1.0 - self.current_decay(), get_num_threads())
         self.num_updates += 1
