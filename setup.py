@@ -165,7 +165,8 @@ class BuildExt(build_ext):
         else:
             done = ((ext, cythonize(*args, **kwargs)) for ext, (args, kwargs) in calls)
             regenerated = self.take_c_files(done, len(todo), started)
-        say(f"cythonized {regenerated} modules in {time.perf_counter() - start:.1f} s" +
+        say(f"cythonized {regenerated} module{'' if regenerated == 1 else 's'} in "
+            f"{time.perf_counter() - start:.1f} s" +
             (f" ({len(todo) - regenerated} were up to date)" if regenerated < len(todo) else ""))
 
     @staticmethod

@@ -282,13 +282,13 @@ cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t s
             raise TypeError(f"{names[i]} must be a list with one entry per param, got {type(values).__name__}")
     count = len(<tuple>converted[0])
     if not indexed and count and converted[1][0] is None:
-        raise TypeError(f"{names[1][:-1]} must be a numpy.ndarray, got NoneType")
+        raise TypeError(f"{names[1].removesuffix('s')} must be a numpy.ndarray, got NoneType")
     for i in range(1, nlists):
         if converted[i] is not None and len(<tuple>converted[i]) != count:
             raise ValueError(f"{names[i]} has {len(<tuple>converted[i])} entries, expected {count} "
                              "(one per param)")
     # a single-tensor call names its arrays in the singular, without an index: "param", "exp_avg"
-    b.names = names if indexed else tuple([n[:-1] if n.endswith("s") else n for n in names])
+    b.names = names if indexed else tuple([n.removesuffix("s") for n in names])
     b.lists, b.indexed = tuple(converted), indexed
     b.size = (size + 15) // 16 * 16
     b.capacity, b.count, b.nspans = count, 0, 0
