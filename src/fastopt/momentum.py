@@ -31,6 +31,9 @@ class Momentum(Optimizer):
 
     State: ``momentum_buffer`` (zeros until the first step).
 
+    In exact arithmetic this is the path of ``SGD(lr=lr * (1 - beta), momentum=beta)`` (torch's form,
+    whose buffer is ``v / (1 - beta)``); the roundings differ, so the bits do.
+
     Examples
     --------
     >>> import numpy as np
