@@ -7,6 +7,7 @@ description of ``exp_avg``), and an example per function that runs against eithe
 (``{module}`` in its import line). ``document`` binds them; tests/test_docstrings.py runs the examples
 on both modules and checks that every argument has its entry.
 """
+import functools
 import inspect
 import textwrap
 
@@ -398,8 +399,15 @@ def _parameters(function, rule, group):
         kind, text = _entry(name, rule, group)
         default = "" if arg.default is inspect.Parameter.empty else f", default {arg.default!r}"
         lines.append(f"{name} : {kind}{default}")
-        lines.append(textwrap.fill(text, WIDTH, initial_indent="    ", subsequent_indent="    "))
+        lines.append(_fill(text, "    "))
     return "\n".join(lines)
+
+
+@functools.cache
+def _fill(text, indent=""):
+    """``text`` wrapped to WIDTH columns. Cached: the same descriptions recur in most of the 60 docstrings
+    built at import (kernels and twins), and wrapping is most of their cost."""
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent)
 
 
 def _indent(text):
@@ -455,7 +463,7 @@ def docstring(name, function, module):
                      f"applied)::\n\n{_indent(MATH[rule])}")
     parts.append("Examples\n--------\n" + EXAMPLES[name].replace("{module}", module))
     # the prose paragraphs wrapped (sections, math and examples as written)
-    return "\n\n".join(part if "\n" in part else textwrap.fill(part, WIDTH) for part in parts)
+    return "\n\n".join(part if "\n" in part else _fill(part) for part in parts)
 
 
 def document(namespace, module):
