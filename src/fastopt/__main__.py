@@ -33,6 +33,7 @@ from . import __version__, kernels
 from ._config import get_num_threads, set_num_threads, show_config
 from ._registry import BY_NAME, CASES
 from ._timing import compare
+from .cli import print_header, print_row
 
 DTYPES = ["float32", "float64"]
 SIZES = [1_000, 100_000, 1_000_000]
@@ -237,18 +238,6 @@ def format_time(seconds):
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e3:.2f} ms"
-
-
-def print_row(cells, widths, left=2):
-    """Left-align the first ``left`` columns (names), right-align the rest (numbers)."""
-    print("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))),
-          flush=True)
-
-
-def print_header(header, widths, left=2):
-    widths[:] = [max(w, len(h)) for w, h in zip(widths, header)]
-    print_row(header, widths, left)
-    print("  ".join("-" * w for w in widths))
 
 
 # -- the table command ----------------------------------------------------------------------------

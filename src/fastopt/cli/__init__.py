@@ -1,1 +1,15 @@
-"""Command-line programs built on fastopt (the ``demo`` behind ``python -m fastopt demo``)."""
+"""Command-line programs built on fastopt (the ``demo`` behind ``python -m fastopt demo``), and the
+aligned tables they and the bench print."""
+
+
+def print_row(cells, widths, left=2):
+    """Left-align the first ``left`` columns (names), right-align the rest (numbers)."""
+    print("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))),
+          flush=True)
+
+
+def print_header(header, widths, left=2):
+    """The header row and its dashed rule; widens ``widths`` in place to fit the header."""
+    widths[:] = [max(w, len(h)) for w, h in zip(widths, header)]
+    print_row(header, widths, left)
+    print("  ".join("-" * w for w in widths))

@@ -30,6 +30,7 @@ import numpy as np
 
 import fastopt
 from fastopt._registry import CASES
+from fastopt.cli import print_header, print_row
 
 NAMES = [case.name for case in CASES]
 
@@ -147,17 +148,12 @@ def heading(number, title):
 
 
 def print_table(header, rows, notes=()):
-    """Aligned columns: the first left-aligned (names), the rest right-aligned."""
+    """Aligned columns sized to their cells: the first left-aligned (names), the rest right-aligned."""
     rows = [[str(cell) for cell in row] for row in rows]
-    widths = [max([len(head)] + [len(row[i]) for row in rows]) for i, head in enumerate(header)]
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
+    widths = [max([0] + [len(row[i]) for row in rows]) for i in range(len(header))]
+    print_header(header, widths, left=1)
     for row in rows:
-        print(line(row))
+        print_row(row, widths, left=1)
     for note in notes:
         print(f"  {note}")
 
