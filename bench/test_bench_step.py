@@ -33,10 +33,10 @@ import os
 import pytest
 
 import fastopt
-from fastopt.__main__ import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, TOOLKIT_SIZE, TORCH_ADAMS, fastopt_step,
-                              floor_step, import_torch, toolkit_steps, torch_adam_step, torch_step, torch_training_step,
-                              usable_cpus)
 from fastopt._registry import BY_NAME, CASES
+from fastopt.cli.bench import (MODELS, OVERHEAD_ELEMENTS, OVERHEAD_TENSORS, TOOLKIT_SIZE, TORCH_ADAMS, fastopt_step,
+                               floor_step, import_torch, toolkit_steps, torch_adam_step, torch_step,
+                               torch_training_step, usable_cpus)
 
 SIZES = [1_000, 100_000, 1_000_000]
 if os.environ.get("FASTOPT_BENCH_LARGE", "") not in ("", "0"):

@@ -1,5 +1,6 @@
-"""Command-line programs built on fastopt (the ``demo`` behind ``python -m fastopt demo``), and the
-aligned tables they and the bench print."""
+"""Command-line programs built on fastopt, and the aligned tables they print: ``demo`` (behind
+``python -m fastopt demo``) and ``bench`` (the speed tables of ``python -m fastopt bench`` and
+``python -m fastopt table``). ``fastopt.__main__`` parses the command line and dispatches to them."""
 
 
 def print_row(cells, widths, left=2):
