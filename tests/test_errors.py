@@ -173,6 +173,12 @@ def bad_grads(kind, dtype):
     if kind == "strided":
         grads[2] = np.repeat(grads[2], 2)[::2]
         return grads, ValueError, r"grads\[2\] must be C-contiguous"
+    if kind == "misaligned":  # C-contiguous, at an odd byte offset: ascontiguousarray would return it as is
+        raw = np.zeros(grads[2].nbytes + 1, np.uint8)[1:].view(grads[2].dtype)
+        raw[...] = grads[2]
+        grads[2] = raw
+        assert grads[2].flags.c_contiguous and not grads[2].flags.aligned
+        return grads, ValueError, r"grads\[2\] is not aligned .* np.require\(g, requirements='CA'\)"
     if kind == "list":
         grads[2] = [0.0] * 5
         return grads, TypeError, r"grads\[2\] must be a numpy.ndarray or None, got list"
@@ -182,7 +188,8 @@ def bad_grads(kind, dtype):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@pytest.mark.parametrize("kind", ["count", "shape", "dtype", "int", "float16", "strided", "list", "array"])
+@pytest.mark.parametrize("kind", ["count", "shape", "dtype", "int", "float16", "strided", "misaligned", "list",
+                                  "array"])
 def test_rejected_step_changes_nothing(case, kind, dtype):
     params = make_params(SHAPES, dtype)
     opt = case.cls(params, **next(iter(case.configs.values())))
@@ -192,6 +199,18 @@ def test_rejected_step_changes_nothing(case, kind, dtype):
     with pytest.raises(error, match=match):
         opt.step(grads)
     assert_unchanged(params, opt, before)
+
+
+def test_the_misaligned_gradient_remedy_works(dtype):
+    """The message's remedies (a copy, np.require(g, requirements='CA')) make a gradient the step takes;
+    np.ascontiguousarray does not (it returns the misaligned array itself)."""
+    params = make_params(SHAPES, dtype)
+    opt = fastopt.Adam(params)
+    grads, _, _ = bad_grads("misaligned", dtype)
+    assert np.ascontiguousarray(grads[2]) is grads[2]
+    for remedy in (grads[2].copy(), np.require(grads[2], requirements="CA")):
+        assert remedy.flags.aligned
+        opt.step(grads[:2] + [remedy])
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -25,10 +25,19 @@ groups, as in ``state_dict``) before anything is written: CUDA/MPS tensors, spar
 half-precision parameters, ``differentiable=True`` and ``capturable=True``. ``foreach`` and ``fused``
 are accepted and inert: fastopt always runs its one fused kernel.
 
+Threads: a large step runs on torch's own intra-op threads (its OpenMP team, as torch's fused step does:
+after backward they are still spinning, hot, where a second pool would have to share their cores), on at
+most ``torch.get_num_threads()`` and ``fastopt.get_num_threads()`` threads. Results are bit-identical for
+any thread count. Where torch's parallel backend is not OpenMP, and in a forked child (whose OpenMP
+threads are gone), fastopt's own pool runs it instead.
+
 Importing this module imports torch (``pip install "fastopt[torch]"``); ``import fastopt`` does not.
 """
+import ctypes
 import inspect
+import os
 import re
+import sys
 import threading
 
 import numpy as np
@@ -52,6 +61,33 @@ __all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Momentum", 
            "RMSprop"]
 
 _TYPENUM = {torch.float32: np.dtype(np.float32).num, torch.float64: np.dtype(np.float64).num}
+
+
+def _torch_openmp():
+    """The addresses of ``GOMP_parallel`` and ``omp_get_thread_num`` as torch's CPU library resolves
+    them (its own OpenMP runtime, libgomp in Linux wheels), or None where torch's parallel backend is
+    not OpenMP or the runtime cannot be found."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info() or not hasattr(os, "RTLD_NOLOAD"):
+        return None
+    name = "libtorch_cpu.dylib" if sys.platform == "darwin" else "libtorch_cpu.so"
+    try:  # dlsym on the library's handle searches its dependencies: the runtime torch itself calls
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", name),
+                          mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        addresses = [ctypes.cast(getattr(lib, fn), ctypes.c_void_p).value
+                     for fn in ("GOMP_parallel", "omp_get_thread_num")]
+    except (OSError, AttributeError):
+        return None
+    return addresses if all(addresses) else None
+
+
+_openmp = _torch_openmp()
+if _openmp is not None:
+    _runtime.use_openmp(*_openmp)
+
+
+def _threads():
+    """The threads of a step: torch's intra-op count, capped by fastopt's (``set_num_threads``)."""
+    return min(torch.get_num_threads(), get_num_threads())
 
 
 def _scalar_dtype(fused=False):
@@ -251,7 +287,7 @@ class Optimizer(torch.optim.Optimizer):
                                                   first_steps=plan.first[lo:hi], check_overlap=False))
                     else:
                         batches.append(plan.batch(views, grads[lo:hi], *plan.buffers[i], *plan.args[i]))
-                kernels.run(batches, get_num_threads())
+                _runtime.run_openmp(batches, _threads())
             except BaseException:
                 self._forget(plan.created)
                 raise

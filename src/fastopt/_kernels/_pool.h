@@ -42,6 +42,11 @@
 #endif
 
 typedef void (*fo_chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi);
+/* A foreign OpenMP runtime's entry points (GNU libgomp's ABI, which LLVM's libomp and Intel's libiomp5
+   also export): GOMP_parallel runs fn(data) on a team of num_threads threads, the caller being thread 0,
+   and returns when every member has returned from fn. */
+typedef void (*fo_omp_parallel_fn)(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+typedef int (*fo_omp_thread_num_fn)(void);
 typedef void (*fo_prologue_fn)(void* work);
 
 /* Every work item starts with this header. */
@@ -132,6 +137,11 @@ typedef struct {
     fo_atomic jobs;           /* calls run on more than one thread */
     fo_atomic serial;         /* calls that asked for threads but ran on the caller (pool busy) */
     fo_atomic helper_chunks;  /* chunks run by helpers */
+    fo_atomic omp_jobs;       /* calls run on the foreign OpenMP team */
+    /* the OpenMP runtime of the framework in the process (fo_use_omp), or NULL; never inherited by a
+       forked child (fo_reset), where that runtime's threads are gone */
+    fo_omp_parallel_fn omp_parallel;
+    fo_omp_thread_num_fn omp_thread_num;
 } fo_pool;
 
 static fo_pool fo_P;
@@ -166,7 +176,7 @@ static void fo_work(uint32_t generation, int helper) {
         if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return;
         if (!fo_cas(&fo_P.claim, c, c - 1)) continue;
         /* chunk (left - 1) is ours, and the job stays put until we count it done */
-        Py_ssize_t index = (Py_ssize_t)(c & 0xffffffff) - 1;
+        Py_ssize_t index = fo_P.nchunks - (Py_ssize_t)(c & 0xffffffff);  /* in order */
         Py_ssize_t lo = index * fo_P.chunk, hi = lo + fo_P.chunk;
         if (hi > fo_P.total) hi = fo_P.total;
         fo_run_range(fo_P.items, fo_P.offsets, fo_P.count, lo, hi);
@@ -246,13 +256,30 @@ static int fo_ensure_helpers(int wanted) {
     return wanted;
 }
 
+/* The body a foreign OpenMP team runs: every member claims chunks of job `*data` until none are left. */
+static void fo_omp_body(void* data) {
+    fo_work(*(uint32_t*)data, fo_P.omp_thread_num() != 0);
+}
+
+/* Use the OpenMP runtime whose entry points these are for calls that ask for it (fo_run's `omp`); NULLs
+   stop using it. */
+static void fo_use_omp(fo_omp_parallel_fn parallel, fo_omp_thread_num_fn thread_num) {
+    fo_lock(&fo_P.lock);
+    fo_P.omp_parallel = parallel && thread_num ? parallel : NULL;
+    fo_P.omp_thread_num = parallel && thread_num ? thread_num : NULL;
+    fo_unlock(&fo_P.lock);
+}
+
 /* Run every element of `count` items with up to n_threads threads (the caller included). `parallel_min`:
-   elements below which a call stays on the caller, and the least each thread is given. */
+   elements below which a call stays on the caller, and the least each thread is given. `omp`: run on the
+   OpenMP team of fo_use_omp, if one is set (the threads a framework keeps hot between its own parallel
+   regions), instead of fastopt's helpers. */
 static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
-                   Py_ssize_t parallel_min) {
+                   Py_ssize_t parallel_min, int omp) {
     Py_ssize_t total = offsets[count], chunk, nchunks;
     int helpers = n_threads - 1, spin;
     uint32_t generation;
+    fo_omp_parallel_fn omp_parallel = NULL;
     if (total < parallel_min) helpers = 0;
     else if (helpers > total / (parallel_min / 2) - 1) helpers = (int)(total / (parallel_min / 2) - 1);
     if (helpers > FO_MAX_THREADS - 1) helpers = FO_MAX_THREADS - 1;
@@ -265,7 +292,8 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
         fo_run_range(items, offsets, count, 0, total);
         return;
     }
-    helpers = fo_ensure_helpers(helpers);
+    if (omp) omp_parallel = fo_P.omp_parallel;
+    if (omp_parallel == NULL) helpers = fo_ensure_helpers(helpers);
     if (helpers < 1) {
         fo_store(&fo_P.busy, 0);
         fo_run_range(items, offsets, count, 0, total);
@@ -285,15 +313,20 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     fo_P.chunk = chunk;
     fo_P.nchunks = nchunks;
     fo_store(&fo_P.done, 0);
-    fo_store(&fo_P.want, helpers);
-    fo_add(&fo_P.jobs, 1);
+    fo_store(&fo_P.want, omp_parallel ? 0 : helpers);  /* fastopt's helpers sit out an OpenMP job */
+    fo_add(omp_parallel ? &fo_P.omp_jobs : &fo_P.jobs, 1);
     fo_lock(&fo_P.lock);
     generation = ++fo_P.generation;
     fo_store(&fo_P.claim, (int64_t)(((uint64_t)generation << 32) | (uint64_t)nchunks));
-    if (fo_P.sleepers) fo_signal_all(&fo_P.wake);
+    if (fo_P.sleepers && !omp_parallel) fo_signal_all(&fo_P.wake);
     fo_unlock(&fo_P.lock);
 
-    fo_work(generation, 0);  /* the caller works too */
+    if (omp_parallel) {
+        /* the team's members claim chunks as the helpers do; the call returns when all have returned */
+        omp_parallel(fo_omp_body, &generation, (unsigned)(helpers + 1), 0);
+    } else {
+        fo_work(generation, 0);  /* the caller works too */
+    }
 
     /* every chunk is claimed: wait only for those still running in a helper */
     for (spin = 0; fo_load(&fo_P.done) != nchunks; spin++) {

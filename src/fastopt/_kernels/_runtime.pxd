@@ -53,3 +53,4 @@ cdef class Batch:
 
 cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed)
 cpdef run(batches, n_threads=*, double grad_scale=*)
+cpdef run_openmp(batches, n_threads=*, double grad_scale=*)

@@ -91,11 +91,17 @@ cdef extern from "_pool.h":
         fo_atomic jobs
         fo_atomic serial
         fo_atomic helper_chunks
+        fo_atomic omp_jobs
+        void* omp_parallel
+    ctypedef void (*fo_omp_parallel_fn)(void (*fn)(void*) noexcept nogil, void* data, unsigned num_threads,
+                                        unsigned flags) noexcept nogil
+    ctypedef int (*fo_omp_thread_num_fn)() noexcept nogil
     fo_pool fo_P
     long long fo_load(fo_atomic* p) nogil
     void fo_init() nogil
+    void fo_use_omp(fo_omp_parallel_fn parallel, fo_omp_thread_num_fn thread_num) nogil
     void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
-                Py_ssize_t parallel_min) nogil
+                Py_ssize_t parallel_min, int omp) nogil
     const int FO_MAX_THREADS
     const int FO_BLOCK
 
@@ -119,11 +125,26 @@ fo_init()
 
 def pool_stats():
     """The thread pool's counters since this process started (or forked): ``helpers`` (threads
-    started), ``jobs`` (calls run on more than one thread), ``serial`` (calls that could use threads
-    but ran on the caller because another thread was using the pool), ``helper_chunks`` (chunks run by
-    helper threads rather than the caller)."""
-    return {"helpers": fo_P.helpers, "jobs": fo_load(&fo_P.jobs), "serial": fo_load(&fo_P.serial),
-            "helper_chunks": fo_load(&fo_P.helper_chunks)}
+    started), ``jobs`` (calls run on more than one of them), ``omp_jobs`` (calls run on the OpenMP
+    team of ``use_openmp``), ``serial`` (calls that could use threads but ran on the caller because
+    another thread was using the pool), ``helper_chunks`` (chunks run by threads other than the
+    caller)."""
+    return {"helpers": fo_P.helpers, "jobs": fo_load(&fo_P.jobs), "omp_jobs": fo_load(&fo_P.omp_jobs),
+            "serial": fo_load(&fo_P.serial), "helper_chunks": fo_load(&fo_P.helper_chunks)}
+
+
+def use_openmp(size_t parallel, size_t thread_num):
+    """Run the calls of ``run_openmp`` on an OpenMP runtime already loaded in this process, given the
+    addresses of its ``GOMP_parallel`` and ``omp_get_thread_num`` (libgomp's ABI, which LLVM's and
+    Intel's runtimes also export); zeros stop using one. fastopt.torch passes torch's: its intra-op
+    threads are the ones still spinning, hot, when a step follows backward. A forked child forgets the
+    runtime (its threads are not in the child) and runs on fastopt's own pool."""
+    fo_use_omp(<fo_omp_parallel_fn>parallel, <fo_omp_thread_num_fn>thread_num)
+
+
+def openmp_in_use():
+    """Whether ``use_openmp`` has set a runtime in this process (False again in a forked child)."""
+    return fo_P.omp_parallel != NULL
 
 BUILD = {"threads": "win32" if FASTOPT_WIN32 else "pthreads", "parallel_min": PARALLEL_MIN,
          "chunk_align": FO_BLOCK, "max_threads": FO_MAX_THREADS}
@@ -315,14 +336,15 @@ cdef int _threads(object n_threads) except -1:
     return FO_MAX_THREADS if n_threads >= FO_MAX_THREADS else int(n_threads)
 
 
-cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads) noexcept nogil:
+cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
+                   bint omp) noexcept nogil:
     cdef Py_ssize_t k
     cdef WorkHead* head
     for k in range(count):
         head = <WorkHead*>items[k]
         if head.prologue != NULL:
             head.prologue(items[k])
-    fo_run(items, offsets, count, n_threads, PARALLEL_MIN)
+    fo_run(items, offsets, count, n_threads, PARALLEL_MIN, omp)
 
 
 cpdef run(batches, n_threads=1, double grad_scale=1.0):
@@ -331,6 +353,16 @@ cpdef run(batches, n_threads=1, double grad_scale=1.0):
     item's prologue (step counters), then every element. The GIL is released from NOGIL_MIN elements.
     ``grad_scale`` multiplies every gradient as it is read (a clip coefficient; gradients are never
     written), rounded to the gradient's dtype: ``g * c`` as torch's ``g.mul_(c)``."""
+    _run(batches, n_threads, grad_scale, False)
+
+
+cpdef run_openmp(batches, n_threads=1, double grad_scale=1.0):
+    """``run`` on the OpenMP team of ``use_openmp`` (its threads, the caller being one), or on
+    fastopt's pool where none is set. Same chunks, so the same bits."""
+    _run(batches, n_threads, grad_scale, True)
+
+
+cdef _run(batches, n_threads, double grad_scale, bint omp):
     cdef int threads = _threads(n_threads)
     cdef Batch b
     cdef Py_ssize_t count = 0, k, total = 0, base
@@ -370,9 +402,9 @@ cpdef run(batches, n_threads=1, double grad_scale=1.0):
     try:
         if offsets[count] >= NOGIL_MIN:
             with nogil:
-                _execute(items, offsets, count, threads)
+                _execute(items, offsets, count, threads, omp)
         else:
-            _execute(items, offsets, count, threads)
+            _execute(items, offsets, count, threads, omp)
     finally:
         if len(<tuple>batches) != 1:
             free(items)
@@ -502,8 +534,11 @@ def check_grads(grads, tuple params, Intervals written, tuple previous=None):
         if not _same_shape(g, p):
             raise ValueError(f"grads[{i}] has shape {(<object>g).shape}, expected {(<object>p).shape} "
                              f"(the shape of params[{i}])")
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(g) and cnp.PyArray_ISALIGNED(g)):
+        if not cnp.PyArray_IS_C_CONTIGUOUS(g):
             raise ValueError(f"grads[{i}] must be C-contiguous (np.ascontiguousarray makes it so)")
+        if not cnp.PyArray_ISALIGNED(g):  # a view at an odd byte offset: ascontiguousarray returns it as is
+            raise ValueError(f"grads[{i}] is not aligned to its dtype's size (a view at an odd byte offset); "
+                             "pass an aligned copy: g.copy() or np.require(g, requirements='CA')")
         if not cnp.PyArray_ISWRITEABLE(p):
             raise ValueError(f"params[{i}] is read-only; the optimizer updates parameters in place")
         if not cnp.PyArray_IS_C_CONTIGUOUS(p):

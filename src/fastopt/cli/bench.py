@@ -3,7 +3,7 @@
 - ``bench``: the ratio table of docs/benchmarks.md: every optimizer x dtype x size (1e3 to 1e7) x threads (1
   and all CPUs) against the NumPy reference, torch and the floor kernel with the same memory traffic, with
   the achieved GB/s; the two whole models ("small", "large"), the per-call overhead, fastopt.torch, the
-  training toolkit and a busy machine.
+  training loops (PyTorch and NumPy, fastopt.cli.loops), the training toolkit and a busy machine.
 - ``table``: a short speed table, for every registry row (its first config), dtype and size: the median
   step time of ``backend="cython"``, of ``backend="numpy"`` and, when torch is importable, of torch.optim
   (``fused=True`` where torch has a fused CPU implementation), with the ratios reference/kernel and
@@ -34,6 +34,7 @@ from fastopt._config import get_num_threads, set_num_threads, show_config
 from fastopt._registry import BY_NAME, CASES
 from fastopt._timing import compare
 from fastopt.cli import print_header, print_row
+from fastopt.cli.loops import loop_tables
 
 DTYPES = ["float32", "float64"]
 SIZES = [1_000, 100_000, 1_000_000]
@@ -666,6 +667,7 @@ def run_bench(args, parser):
     model_table(cases if args.models_all else [BY_NAME["Adam"]], threads, torch, args)
     overhead_lines(torch, args)
     torch_table(torch, threads, args)
+    loop_tables(torch, args, SUMMARY)
     toolkit_table(args)
     busy_table(torch, args)
     print()
