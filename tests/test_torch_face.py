@@ -970,6 +970,37 @@ def test_step_hooks_fire():
     assert calls == []
 
 
+def test_a_pre_hook_can_replace_the_closure():
+    """torch's wrapper passes a pre-hook's (args, kwargs) on to the step (the hooked path)."""
+    _, model = make_models()
+    opt = fot.Adam(model.parameters(), lr=0.01)
+    batch = make_batches(1)[0]
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_at(model, batch, 0)
+        loss.backward()
+        return loss
+    handle = opt.register_step_pre_hook(lambda o, args, kwargs: ((o,), {"closure": closure}))
+    try:
+        before = model.fc.weight.detach().clone()
+        loss = opt.step()  # no closure given: the hook's runs
+    finally:
+        handle.remove()
+    assert torch.is_tensor(loss) and not torch.equal(before, model.fc.weight)
+
+
+@pytest.mark.parametrize("name", ["Adam", "SGD"])
+def test_profiler_sees_the_step_as_torch_names_it(name):
+    _, model = make_models()
+    opt = getattr(fot, name)(model.parameters(), lr=0.01)
+    train(model, opt, make_batches(1))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        train(model, opt, make_batches(1))
+    names = {event.name for event in prof.events()}
+    assert f"Optimizer.step#{name}.step" in names, sorted(names)[:20]
+
+
 def test_state_dict_hooks_fire():
     _, model = make_models()
     opt = fot.Adam(model.parameters(), lr=0.01)

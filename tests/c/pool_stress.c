@@ -2,6 +2,8 @@
  * tests/test_runtime.py::test_pool_under_thread_sanitizer with -fsanitize=thread: several threads submit
  * jobs at once (a busy pool runs a second submitter's job on that submitter), with thread counts that
  * change from job to job and items of uneven sizes; every element must be updated exactly once per job.
+ * Every other job runs on a stand-in OpenMP runtime (fo_use_omp: GOMP_parallel's contract, a team of
+ * fresh pthreads per call) instead of the pool's helpers, as fastopt.torch's steps run on torch's team.
  * Prints the pool's counters; exits 1 on a wrong element. */
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +18,33 @@ static void add_one(void* work, Py_ssize_t lo, Py_ssize_t hi) {
     for (Py_ssize_t i = lo; i < hi; i++) p[i] += 1.0f;
 }
 
+/* the stand-in runtime: fn(data) on num_threads threads, the caller being thread 0 */
+static __thread int team_thread_num;
+
+typedef struct { void (*fn)(void*); void* data; int id; } Member;
+
+static void* member_main(void* arg) {
+    Member* m = (Member*)arg;
+    team_thread_num = m->id;
+    m->fn(m->data);
+    return NULL;
+}
+
+static void team_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags) {
+    pthread_t threads[4];
+    Member members[4];
+    unsigned i, n = num_threads > 4 ? 4 : num_threads;
+    (void)flags;
+    for (i = 1; i < n; i++) {
+        members[i].fn = fn, members[i].data = data, members[i].id = (int)i;
+        pthread_create(&threads[i], NULL, member_main, &members[i]);
+    }
+    fn(data);
+    for (i = 1; i < n; i++) pthread_join(threads[i], NULL);
+}
+
+static int team_thread(void) { return team_thread_num; }
+
 #define N 200003
 #define ROUNDS 200
 #define SUBMITTERS 3
@@ -26,7 +55,7 @@ static void* submitter(void* arg) {
     Work a = {{add_one, NULL}, data}, b = {{add_one, NULL}, data + cut};
     void* items[2] = {&a, &b};
     Py_ssize_t offsets[3] = {0, cut, N};
-    for (int r = 0; r < ROUNDS; r++) fo_run(items, offsets, 2, 2 + r % 3, 32768);
+    for (int r = 0; r < ROUNDS; r++) fo_run(items, offsets, 2, 2 + r % 3, 32768, r % 2);
     for (Py_ssize_t i = 0; i < N; i++) {
         if (data[i] != (float)ROUNDS) {
             printf("element %zd: %f, expected %d\n", (size_t)i, data[i], ROUNDS);
@@ -42,12 +71,13 @@ int main(void) {
     void* result;
     int bad = 0;
     fo_init();
+    fo_use_omp(team_parallel, team_thread);
     for (int i = 0; i < SUBMITTERS; i++) pthread_create(&threads[i], NULL, submitter, (void*)(intptr_t)i);
     for (int i = 0; i < SUBMITTERS; i++) {
         pthread_join(threads[i], &result);
         bad |= result != NULL;
     }
-    printf("jobs %lld serial %lld helper_chunks %lld helpers %d\n", (long long)fo_P.jobs,
-           (long long)fo_P.serial, (long long)fo_P.helper_chunks, fo_P.helpers);
+    printf("jobs %lld omp_jobs %lld serial %lld helper_chunks %lld helpers %d\n", (long long)fo_P.jobs,
+           (long long)fo_P.omp_jobs, (long long)fo_P.serial, (long long)fo_P.helper_chunks, fo_P.helpers);
     return bad;
 }
