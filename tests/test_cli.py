@@ -1,4 +1,4 @@
-"""Smoke tests of ``python -m fastopt`` (the benchmark table) and ``python -m fastopt bench``, run as a
+"""Smoke tests of ``python -m fastopt table``, ``python -m fastopt bench`` and ``--help``, run as a
 subprocess like a user would."""
 import os
 import subprocess
@@ -53,6 +53,27 @@ def test_bench_quick_has_rows_models_and_overhead(tmp_path):
     assert "Legend:" in proc.stdout and "below 1" in proc.stdout
     assert lines[-1].startswith("Summary (below 1: fastopt faster): "), lines[-1]
     assert "small model Adam 1 thread: fastopt/floor" in lines[-1], lines[-1]
+    # the training loops: NumPy always, PyTorch when torch is installed (else a line saying so)
+    numpy_loop = lines.index(next(line for line in lines if line.startswith("Training loop, NumPy")))
+    assert {row[0] for row in map(str.split, lines[numpy_loop + 4:numpy_loop + 4 + len(threads)])} == \
+        {str(n) for n in threads}, proc.stdout
+    assert "NumPy loop step/back to back (1 thread)" in lines[-1], lines[-1]
+    # the busy machine: three loads, fastopt on every thread count
+    for load in ("quiet", "light", "busy"):
+        assert any(line.startswith(load) or (load == "busy" and "busy processes" in line.split("  ")[0])
+                   for line in lines if "fastopt " in line), (load, proc.stdout)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert "Training loops, PyTorch: not installed, no table" in lines, proc.stdout
+        return
+    for model in ("5.8M", "small"):
+        for rule in ("Adam", "AdamW", "SGD", "Adagrad"):
+            for variant in (["torch", "fused"], ["torch", "foreach"], ["fastopt.torch"]):
+                assert [model, rule, *variant] in [line.split()[:2 + len(variant)] for line in lines], \
+                    (model, rule, variant, proc.stdout)
+    assert "5.8M MLP loop fastopt.torch.Adam step p50/torch fused" in lines[-1], lines[-1]
+    assert any(line.split()[:2] == ["quiet", "fastopt.torch"] for line in lines), proc.stdout
 
 
 def test_help_lists_the_commands(tmp_path):

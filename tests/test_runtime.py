@@ -278,8 +278,8 @@ def test_replacing_state_arrays_takes_effect_at_the_next_step():
 def test_pool_under_thread_sanitizer(tmp_path):
     """fastopt/_kernels/_pool.h, compiled with -fsanitize=thread into tests/c/pool_stress.c: concurrent
     submitters, changing thread counts, uneven items, jobs on the pool's helpers and on a stand-in OpenMP
-    team; no data race reported, every element updated once per job (skips where gcc cannot build a
-    ThreadSanitizer program)."""
+    team; no data race reported, every element updated once per job; a team whose members start late
+    makes the next calls run on the pool (skips where gcc cannot build a ThreadSanitizer program)."""
     import shutil
     root = os.path.dirname(os.path.abspath(__file__))
     header = os.path.join(os.path.dirname(fastopt.__file__), "_kernels", "_pool.h")
@@ -302,6 +302,7 @@ def test_pool_under_thread_sanitizer(tmp_path):
     assert "WARNING: ThreadSanitizer" not in run.stderr
     counters = dict(zip(run.stdout.split()[::2], map(int, run.stdout.split()[1::2])))
     assert counters["jobs"] > 0 and counters["omp_jobs"] > 0 and counters["helpers"] >= 1, run.stdout
+    assert counters["omp_fallbacks"] >= 1, run.stdout
 
 
 @pytest.mark.parametrize("ops", [fastopt.kernels, fastopt.reference], ids=["kernels", "reference"])

@@ -4,10 +4,13 @@
  * change from job to job and items of uneven sizes; every element must be updated exactly once per job.
  * Every other job runs on a stand-in OpenMP runtime (fo_use_omp: GOMP_parallel's contract, a team of
  * fresh pthreads per call) instead of the pool's helpers, as fastopt.torch's steps run on torch's team.
- * Prints the pool's counters; exits 1 on a wrong element. */
+ * Then a team whose members start late: the caller waited for them, so the next FO_OMP_PAUSE calls run on
+ * the pool (omp_fallbacks), and the one after on the team again.
+ * Prints the pool's counters; exits 1 on a wrong element or a wrong fallback. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 typedef ptrdiff_t Py_ssize_t;
 #include "_pool.h"
 
@@ -20,12 +23,14 @@ static void add_one(void* work, Py_ssize_t lo, Py_ssize_t hi) {
 
 /* the stand-in runtime: fn(data) on num_threads threads, the caller being thread 0 */
 static __thread int team_thread_num;
+static int member_delay_us;  /* how late the team's members start (0: at once) */
 
 typedef struct { void (*fn)(void*); void* data; int id; } Member;
 
 static void* member_main(void* arg) {
     Member* m = (Member*)arg;
     team_thread_num = m->id;
+    if (member_delay_us) usleep(member_delay_us);
     m->fn(m->data);
     return NULL;
 }
@@ -77,7 +82,30 @@ int main(void) {
         pthread_join(threads[i], &result);
         bad |= result != NULL;
     }
-    printf("jobs %lld omp_jobs %lld serial %lld helper_chunks %lld helpers %d\n", (long long)fo_P.jobs,
-           (long long)fo_P.omp_jobs, (long long)fo_P.serial, (long long)fo_P.helper_chunks, fo_P.helpers);
+    if (!bad) {  /* the late team, on one submitter */
+        float* data = calloc(N, sizeof(float));
+        Work a = {{add_one, NULL}, data};
+        void* items[1] = {&a};
+        Py_ssize_t offsets[2] = {0, N};
+        long long jobs, omp_jobs = fo_P.omp_jobs, fallbacks = fo_P.omp_fallbacks;
+        fo_P.omp_pause = 0;  /* whatever the stress left */
+        member_delay_us = 5000;
+        fo_run(items, offsets, 1, 2, 32768, 1);  /* the caller waits ~5 ms for the member: a fallback */
+        member_delay_us = 0;
+        bad |= fo_P.omp_fallbacks != fallbacks + 1 || fo_P.omp_jobs != omp_jobs + 1;
+        jobs = fo_P.jobs;
+        for (int r = 0; r < FO_OMP_PAUSE; r++) fo_run(items, offsets, 1, 2, 32768, 1);  /* on the pool */
+        bad |= fo_P.jobs != jobs + FO_OMP_PAUSE || fo_P.omp_jobs != omp_jobs + 1;
+        fo_run(items, offsets, 1, 2, 32768, 1);  /* on the team again */
+        bad |= fo_P.omp_jobs != omp_jobs + 2;
+        if (bad) printf("late team: fallbacks +%lld, omp_jobs +%lld, jobs +%lld; expected +1, +2, +%d\n",
+                        (long long)(fo_P.omp_fallbacks - fallbacks), (long long)(fo_P.omp_jobs - omp_jobs),
+                        (long long)(fo_P.jobs - jobs), FO_OMP_PAUSE);
+        for (Py_ssize_t i = 0; i < N; i++) bad |= data[i] != (float)(FO_OMP_PAUSE + 2);
+        free(data);
+    }
+    printf("jobs %lld omp_jobs %lld omp_fallbacks %lld serial %lld helper_chunks %lld helpers %d\n",
+           (long long)fo_P.jobs, (long long)fo_P.omp_jobs, (long long)fo_P.omp_fallbacks, (long long)fo_P.serial,
+           (long long)fo_P.helper_chunks, fo_P.helpers);
     return bad;
 }

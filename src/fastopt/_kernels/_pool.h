@@ -18,6 +18,12 @@
  * fork: the pool's threads do not exist in a child. An atfork handler resets the pool in the child, which
  * starts new helpers on its first threaded call (GNU libgomp would hang there instead).
  *
+ * A foreign OpenMP team (fo_use_omp: the runtime of the framework in the process, torch's for
+ * fastopt.torch) can run a job instead of the helpers: its members claim the same chunks, so the bits are
+ * the same. Right after the framework's own parallel work its threads are still spinning, on cores a
+ * helper would have to share with them. The team's end barrier waits for members that have not run yet
+ * (a busy machine); when that kept the caller waiting, the next calls run on the helpers for a while.
+ *
  * Waiting: helpers sleep on a condition variable between jobs (after a very short spin), so an idle
  * pool costs nothing and a helper woken on a busy machine is placed as a sleeper. The caller never
  * sleeps: once every chunk is claimed it spins for the few still running in helpers, yielding its CPU
@@ -39,6 +45,7 @@
 #else
 #  include <pthread.h>
 #  include <sched.h>
+#  include <time.h>
 #endif
 
 typedef void (*fo_chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi);
@@ -65,6 +72,10 @@ typedef struct {
                                      sleeping: back-to-back steps find it awake; spinning much longer
                                      slowed the other thread on these VMs */
 #define FO_WAIT_SPIN 4096         /* pause iterations the caller spins before it starts yielding */
+#define FO_OMP_LATE_NS 200000     /* an OpenMP team whose members kept the caller waiting this long after
+                                     the last chunk (they were not running: a busy machine, or threads
+                                     asleep on idle cores) ... */
+#define FO_OMP_PAUSE 16           /* ... is not used for this many calls (fastopt's pool runs them) */
 
 /* -- atomics ----------------------------------------------------------------------------------------- */
 #if defined(_MSC_VER) && !defined(__clang__)
@@ -138,6 +149,9 @@ typedef struct {
     fo_atomic serial;         /* calls that asked for threads but ran on the caller (pool busy) */
     fo_atomic helper_chunks;  /* chunks run by helpers */
     fo_atomic omp_jobs;       /* calls run on the foreign OpenMP team */
+    fo_atomic omp_fallbacks;  /* times a team kept the caller waiting (FO_OMP_LATE_NS): the next
+                                 FO_OMP_PAUSE calls that asked for it ran on fastopt's pool */
+    int omp_pause;            /* calls left to run on fastopt's pool (under `busy`) */
     /* the OpenMP runtime of the framework in the process (fo_use_omp), or NULL; never inherited by a
        forked child (fo_reset), where that runtime's threads are gone */
     fo_omp_parallel_fn omp_parallel;
@@ -256,18 +270,49 @@ static int fo_ensure_helpers(int wanted) {
     return wanted;
 }
 
-/* The body a foreign OpenMP team runs: every member claims chunks of job `*data` until none are left. */
-static void fo_omp_body(void* data) {
-    fo_work(*(uint32_t*)data, fo_P.omp_thread_num() != 0);
+static int64_t fo_now_ns(void) {
+#if defined(_WIN32)
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (int64_t)((double)t.QuadPart * 1e9 / (double)f.QuadPart);
+#else
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+#endif
 }
 
-/* Use the OpenMP runtime whose entry points these are for calls that ask for it (fo_run's `omp`); NULLs
-   stop using it. */
+typedef struct {
+    uint32_t generation;
+    int64_t finished;  /* when the last chunk was done (set by the team's thread 0, the caller) */
+} fo_omp_job;
+
+/* The body a foreign OpenMP team runs: every member claims chunks of the job until none are left; the
+   caller then waits for the chunks still running and notes the time (the team's end barrier may still
+   wait for members that have not run yet: fo_run measures that). */
+static void fo_omp_body(void* data) {
+    fo_omp_job* job = (fo_omp_job*)data;
+    int spin;
+    if (fo_P.omp_thread_num() != 0) {
+        fo_work(job->generation, 1);
+        return;
+    }
+    fo_work(job->generation, 0);
+    for (spin = 0; fo_load(&fo_P.done) != fo_P.nchunks; spin++) {
+        if (spin < FO_WAIT_SPIN) fo_pause(); else fo_yield();
+    }
+    job->finished = fo_now_ns();
+}
+
+/* Use the OpenMP runtime whose entry points these are for calls that ask for it (fo_run's `omp`), from
+   the next call on (no pause); NULLs stop using it. Waits for a running call to end. */
 static void fo_use_omp(fo_omp_parallel_fn parallel, fo_omp_thread_num_fn thread_num) {
-    fo_lock(&fo_P.lock);
+    while (!fo_cas(&fo_P.busy, 0, 1)) fo_yield();
     fo_P.omp_parallel = parallel && thread_num ? parallel : NULL;
     fo_P.omp_thread_num = parallel && thread_num ? thread_num : NULL;
-    fo_unlock(&fo_P.lock);
+    fo_P.omp_pause = 0;
+    fo_store(&fo_P.busy, 0);
 }
 
 /* Run every element of `count` items with up to n_threads threads (the caller included). `parallel_min`:
@@ -292,7 +337,10 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
         fo_run_range(items, offsets, count, 0, total);
         return;
     }
-    if (omp) omp_parallel = fo_P.omp_parallel;
+    if (omp && fo_P.omp_parallel) {
+        if (fo_P.omp_pause > 0) fo_P.omp_pause--;  /* the team kept a recent call waiting */
+        else omp_parallel = fo_P.omp_parallel;
+    }
     if (omp_parallel == NULL) helpers = fo_ensure_helpers(helpers);
     if (helpers < 1) {
         fo_store(&fo_P.busy, 0);
@@ -322,8 +370,17 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     fo_unlock(&fo_P.lock);
 
     if (omp_parallel) {
-        /* the team's members claim chunks as the helpers do; the call returns when all have returned */
-        omp_parallel(fo_omp_body, &generation, (unsigned)(helpers + 1), 0);
+        /* the team's members claim chunks as the helpers do; the call returns when all have returned,
+           also those that had not run before the last chunk was done: if they kept the caller waiting,
+           use fastopt's pool (whose caller never waits for a helper that has not started) for a while */
+        fo_omp_job job;
+        job.generation = generation;
+        job.finished = 0;
+        omp_parallel(fo_omp_body, &job, (unsigned)(helpers + 1), 0);
+        if (fo_now_ns() - job.finished > FO_OMP_LATE_NS) {
+            fo_P.omp_pause = FO_OMP_PAUSE;
+            fo_add(&fo_P.omp_fallbacks, 1);
+        }
     } else {
         fo_work(generation, 0);  /* the caller works too */
     }

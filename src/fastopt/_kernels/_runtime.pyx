@@ -92,6 +92,7 @@ cdef extern from "_pool.h":
         fo_atomic serial
         fo_atomic helper_chunks
         fo_atomic omp_jobs
+        fo_atomic omp_fallbacks
         void* omp_parallel
     ctypedef void (*fo_omp_parallel_fn)(void (*fn)(void*) noexcept nogil, void* data, unsigned num_threads,
                                         unsigned flags) noexcept nogil
@@ -126,17 +127,19 @@ fo_init()
 def pool_stats():
     """The thread pool's counters since this process started (or forked): ``helpers`` (threads
     started), ``jobs`` (calls run on more than one of them), ``omp_jobs`` (calls run on the OpenMP
-    team of ``use_openmp``), ``serial`` (calls that could use threads but ran on the caller because
-    another thread was using the pool), ``helper_chunks`` (chunks run by threads other than the
-    caller)."""
+    team of ``use_openmp``), ``omp_fallbacks`` (times that team kept the caller waiting for members
+    that were not running, after which a few calls ran on fastopt's pool instead), ``serial`` (calls
+    that could use threads but ran on the caller because another thread was using the pool),
+    ``helper_chunks`` (chunks run by threads other than the caller)."""
     return {"helpers": fo_P.helpers, "jobs": fo_load(&fo_P.jobs), "omp_jobs": fo_load(&fo_P.omp_jobs),
-            "serial": fo_load(&fo_P.serial), "helper_chunks": fo_load(&fo_P.helper_chunks)}
+            "omp_fallbacks": fo_load(&fo_P.omp_fallbacks), "serial": fo_load(&fo_P.serial),
+            "helper_chunks": fo_load(&fo_P.helper_chunks)}
 
 
 def use_openmp(size_t parallel, size_t thread_num):
     """Run the calls of ``run_openmp`` on an OpenMP runtime already loaded in this process, given the
     addresses of its ``GOMP_parallel`` and ``omp_get_thread_num`` (libgomp's ABI, which LLVM's and
-    Intel's runtimes also export); zeros stop using one. fastopt.torch passes torch's: its intra-op
+    Intel's runtimes also export), from the next call on; zeros stop using one. fastopt.torch passes torch's: its intra-op
     threads are the ones still spinning, hot, when a step follows backward. A forked child forgets the
     runtime (its threads are not in the child) and runs on fastopt's own pool."""
     fo_use_omp(<fo_omp_parallel_fn>parallel, <fo_omp_thread_num_fn>thread_num)

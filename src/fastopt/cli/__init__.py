@@ -1,6 +1,7 @@
 """Command-line programs built on fastopt, and the aligned tables they print: ``demo`` (behind
-``python -m fastopt demo``) and ``bench`` (the speed tables of ``python -m fastopt bench`` and
-``python -m fastopt table``). ``fastopt.__main__`` parses the command line and dispatches to them."""
+``python -m fastopt demo``), ``bench`` (the speed tables of ``python -m fastopt bench`` and
+``python -m fastopt table``) and ``loops`` (the bench's training loops). ``fastopt.__main__`` parses the
+command line and dispatches to them."""
 
 
 def print_row(cells, widths, left=2):
@@ -14,3 +15,9 @@ def print_header(header, widths, left=2):
     widths[:] = [max(w, len(h)) for w, h in zip(widths, header)]
     print_row(header, widths, left)
     print("  ".join("-" * w for w in widths))
+
+
+def percentile(values, q):
+    """The q-quantile (0 <= q <= 1) of ``values``: the element nearest rank q * (n - 1), no interpolation."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

@@ -33,7 +33,7 @@ from fastopt import __version__, kernels
 from fastopt._config import get_num_threads, set_num_threads, show_config
 from fastopt._registry import BY_NAME, CASES
 from fastopt._timing import compare
-from fastopt.cli import print_header, print_row
+from fastopt.cli import percentile, print_header, print_row
 from fastopt.cli.loops import loop_tables
 
 DTYPES = ["float32", "float64"]
@@ -581,44 +581,52 @@ def toolkit_table(args):
 
 
 BUSY_SIZE = 1_000_000  # Adam float32: a step of about a millisecond
+BUSY_BLOCK = 10  # steps back to back per contender and round
+LIGHT_LOAD = ("import time\n"  # one process busy 3 ms of every 10 ms: 30% of a core
+              "while True:\n"
+              "    t = time.perf_counter()\n"
+              "    while time.perf_counter() - t < 0.003: pass\n"
+              "    time.sleep(0.007)\n")
 
 
-def step_percentiles(contenders, rounds):
-    """Each contender called once per round, interleaved; returns {name: sorted per-call seconds}."""
+def step_percentiles(contenders, rounds, block=1):
+    """Each contender called ``block`` times in a row per round, interleaved round by round; returns
+    {name: sorted per-call seconds}."""
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, (threads, step) in contenders.items():
             set_num_threads(threads)
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(block):
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
     return {name: sorted(values) for name, values in times.items()}
 
 
-def percentile(sorted_values, q):
-    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
-
-
 def busy_table(torch, args):
-    """Adam float32 at BUSY_SIZE, every thread count against one thread, first on a quiet machine, then
-    with one CPU-bound process per usable core competing for every core (the caller must not wait for a
-    helper thread the OS has descheduled). fastopt's contenders are interleaved step by step (its thread
-    count is a per-call setting); torch's run in a pass per thread count (switching torch's thread pool
-    costs milliseconds), right after fastopt's under the same load."""
+    """Adam float32 at BUSY_SIZE, every thread count against one thread: on a quiet machine, with light
+    other work (one process busy 30% of a core) and with one CPU-bound process per usable core competing
+    for every core (the caller must not wait for a helper thread the OS has descheduled). fastopt's
+    contenders are interleaved in blocks of BUSY_BLOCK steps back to back (its thread count is a per-call
+    setting); torch fused and fastopt.torch (on torch's threads) run in a pass per torch thread count
+    (switching torch's thread pool costs milliseconds), right after fastopt's under the same load."""
     cpus, adam = usable_cpus(), BY_NAME["Adam"]
-    rounds = 31 if args.quick else 301
+    rounds = 3 if args.quick else 31
     counts = sorted({1, cpus})
     ours = {n: fastopt_step(adam, "cython", "float32", BUSY_SIZE) for n in counts}
-    theirs = torch_step(torch, adam, "float32", BUSY_SIZE) if torch is not None else None
+    # on torch's thread count: torch's fused step, and fastopt.torch's (on torch's OpenMP team)
+    on_torch = {} if torch is None else {"torch fused": torch_step(torch, adam, "float32", BUSY_SIZE),
+                                         "fastopt.torch": torch_adam_step(torch, "fastopt.torch", [(BUSY_SIZE,)])}
     print()
-    print(f"Busy machine: Adam float32, n = {sci(BUSY_SIZE)}, {rounds} steps per contender (fastopt's "
-          "interleaved step by step, torch's in one pass per thread count); p50/p90 of the per-step times;")
-    print("x1: p50 or p90 over the same library's on 1 thread, same load (< 1: faster; the goal under load: "
-          "p90 x1 <= 1.2, quiet: p50 x1 <= 0.6)")
+    print(f"Busy machine: Adam float32, n = {sci(BUSY_SIZE)}, {rounds * BUSY_BLOCK} steps per contender (fastopt's "
+          f"interleaved in blocks of {BUSY_BLOCK} back to back, torch fused's and fastopt.torch's in one pass "
+          "per torch thread count);")
+    print("  p50/p90 of the per-step times; x1: p50 or p90 over the same library's on 1 thread, same load (< 1: "
+          "faster; goals: p50 x1 <= 0.6 quiet and light, p90 x1 <= 1.2 busy)")
     header = ["load", "library", "threads", "p50", "p90", "p50 x1", "p90 x1"]
-    widths = [27, 11, 7, 9, 9, 6, 6]
+    widths = [27, 13, 7, 9, 9, 6, 6]
     print_header(header, widths)
-    saved, busy = get_num_threads(), []
+    saved, others = get_num_threads(), []
 
     def rows(load, library, times):
         for n in counts:
@@ -628,23 +636,29 @@ def busy_table(torch, args):
                        f"{percentile(values, 0.5) / percentile(times[1], 0.5):.2f}",
                        f"{percentile(values, 0.9) / percentile(times[1], 0.9):.2f}"], widths, left=3)
 
+    loads = {"quiet": [], "light (30% of a core)": [LIGHT_LOAD],
+             f"{cpus} busy processes (1/core)": ["while True: pass"] * cpus}
     try:
-        for load in ("quiet", f"{cpus} busy processes (1/core)"):
-            if load != "quiet":
-                busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
+        for load, programs in loads.items():
+            others = [subprocess.Popen([sys.executable, "-c", code]) for code in programs]
+            if others:
                 time.sleep(0.5)  # let the scheduler spread them
             contenders = {n: (n, ours[n]) for n in counts}
-            step_percentiles(contenders, max(3, rounds // 10))  # warm-up
-            rows(load, "fastopt", step_percentiles(contenders, rounds))
-            if theirs is not None:
+            step_percentiles(contenders, 1, BUSY_BLOCK)  # warm-up
+            rows(load, "fastopt", step_percentiles(contenders, rounds, BUSY_BLOCK))
+            for library, step in on_torch.items():
                 times = {}
                 for n in counts:
                     torch.set_num_threads(n)
-                    step_percentiles({n: (saved, theirs)}, max(3, rounds // 10))
-                    times[n] = step_percentiles({n: (saved, theirs)}, rounds)[n]
-                rows(load, "torch fused", times)
+                    step_percentiles({n: (saved, step)}, 1, BUSY_BLOCK)
+                    times[n] = step_percentiles({n: (saved, step)}, rounds, BUSY_BLOCK)[n]
+                rows(load, library, times)
+            for proc in others:
+                proc.kill()
+                proc.wait()
+            others = []
     finally:
-        for proc in busy:
+        for proc in others:
             proc.kill()
             proc.wait()
         set_num_threads(saved)

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from fastopt._config import get_num_threads, set_num_threads
-from fastopt.cli import print_header, print_row
+from fastopt.cli import percentile, print_header, print_row
 
 LOOP_MODELS = {"5.8M": (784, 2048, 2048, 10), "small": (64, 256, 256, 10)}  # MLP layer widths
 LOOP_RULES = {"Adam": {"lr": 1e-4}, "AdamW": {"lr": 1e-4}, "SGD": {"lr": 1e-3, "momentum": 0.9},
@@ -102,11 +102,6 @@ class NumpyLoop:
         start = time.perf_counter()
         self.opt.step(self.grads)
         return time.perf_counter() - start
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def torch_loop_times(torch, sizes, rule, epochs, iterations):
