@@ -21,8 +21,9 @@
  * A foreign OpenMP team (fo_use_omp: the runtime of the framework in the process, torch's for
  * fastopt.torch) can run a job instead of the helpers: its members claim the same chunks, so the bits are
  * the same. Right after the framework's own parallel work its threads are still spinning, on cores a
- * helper would have to share with them. The team's end barrier waits for members that have not run yet
- * (a busy machine); when that kept the caller waiting, the next calls run on the helpers for a while.
+ * helper would have to share with them. But the caller waits for every member: for chunks a member the
+ * OS stopped running holds, and at the team's end barrier for members that have not run yet (a busy
+ * machine); when that kept the caller waiting, the next calls run on the helpers for a while.
  *
  * Waiting: helpers sleep on a condition variable between jobs (after a very short spin), so an idle
  * pool costs nothing and a helper woken on a busy machine is placed as a sleeper. The caller never
@@ -72,9 +73,12 @@ typedef struct {
                                      sleeping: back-to-back steps find it awake; spinning much longer
                                      slowed the other thread on these VMs */
 #define FO_WAIT_SPIN 4096         /* pause iterations the caller spins before it starts yielding */
-#define FO_OMP_LATE_NS 200000     /* an OpenMP team whose members kept the caller waiting this long after
-                                     the last chunk (they were not running: a busy machine, or threads
-                                     asleep on idle cores) ... */
+#define FO_OMP_LATE_NS 200000     /* an OpenMP team whose members kept the caller waiting this long (plus
+                                     two of its chunk times) once it had no chunk left to claim (members
+                                     the OS was not running: a busy machine) ... */
+#define FO_OMP_LATE_OF_8 3        /* ... in this many of its last 8 calls (measured, Adam float32 1e6 on
+                                     2 cores: 3% of the calls were late with light other work, one process
+                                     busy 30% of a core; 22-51% with one CPU-bound process per core) ... */
 #define FO_OMP_PAUSE 16           /* ... is not used for this many calls (fastopt's pool runs them) */
 
 /* -- atomics ----------------------------------------------------------------------------------------- */
@@ -149,9 +153,12 @@ typedef struct {
     fo_atomic serial;         /* calls that asked for threads but ran on the caller (pool busy) */
     fo_atomic helper_chunks;  /* chunks run by helpers */
     fo_atomic omp_jobs;       /* calls run on the foreign OpenMP team */
-    fo_atomic omp_fallbacks;  /* times a team kept the caller waiting (FO_OMP_LATE_NS): the next
-                                 FO_OMP_PAUSE calls that asked for it ran on fastopt's pool */
+    fo_atomic omp_fallbacks;  /* times a team kept the caller waiting (FO_OMP_LATE_NS) in
+                                 FO_OMP_LATE_OF_8 of its last 8 calls: the next FO_OMP_PAUSE calls that
+                                 asked for it ran on fastopt's pool */
     int omp_pause;            /* calls left to run on fastopt's pool (under `busy`) */
+    unsigned omp_late;        /* the team's last 8 calls, a bit each, 1 if late (under `busy`) */
+    fo_atomic omp_lates;      /* team calls that kept the caller waiting (FO_OMP_LATE_NS) */
     /* the OpenMP runtime of the framework in the process (fo_use_omp), or NULL; never inherited by a
        forked child (fo_reset), where that runtime's threads are gone */
     fo_omp_parallel_fn omp_parallel;
@@ -183,11 +190,12 @@ static void fo_run_range(void** items, const Py_ssize_t* offsets, Py_ssize_t cou
     }
 }
 
-/* Claim and run chunks of job `generation` until none are left. */
-static void fo_work(uint32_t generation, int helper) {
-    for (;;) {
+/* Claim and run chunks of job `generation` until none are left; returns how many this thread ran. */
+static Py_ssize_t fo_work(uint32_t generation, int helper) {
+    Py_ssize_t ran = 0;
+    for (;; ran++) {
         int64_t c = fo_load(&fo_P.claim);
-        if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return;
+        if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return ran;
         if (!fo_cas(&fo_P.claim, c, c - 1)) continue;
         /* chunk (left - 1) is ours, and the job stays put until we count it done */
         Py_ssize_t index = fo_P.nchunks - (Py_ssize_t)(c & 0xffffffff);  /* in order */
@@ -285,24 +293,25 @@ static int64_t fo_now_ns(void) {
 
 typedef struct {
     uint32_t generation;
-    int64_t finished;  /* when the last chunk was done (set by the team's thread 0, the caller) */
+    int64_t idle;    /* when the caller (the team's thread 0) had no chunk left to claim */
+    int64_t chunk;   /* the caller's time per chunk (its own work / its chunks) */
 } fo_omp_job;
 
-/* The body a foreign OpenMP team runs: every member claims chunks of the job until none are left; the
-   caller then waits for the chunks still running and notes the time (the team's end barrier may still
-   wait for members that have not run yet: fo_run measures that). */
+/* The body a foreign OpenMP team runs: every member claims chunks of the job until none are left. The
+   caller notes when it ran out of chunks to claim and its time per chunk: fo_run compares them with how
+   long the team then kept it (chunks still running in members, members that had not run yet). */
 static void fo_omp_body(void* data) {
     fo_omp_job* job = (fo_omp_job*)data;
-    int spin;
+    int64_t start;
+    Py_ssize_t ran;
     if (fo_P.omp_thread_num() != 0) {
         fo_work(job->generation, 1);
         return;
     }
-    fo_work(job->generation, 0);
-    for (spin = 0; fo_load(&fo_P.done) != fo_P.nchunks; spin++) {
-        if (spin < FO_WAIT_SPIN) fo_pause(); else fo_yield();
-    }
-    job->finished = fo_now_ns();
+    start = fo_now_ns();
+    ran = fo_work(job->generation, 0);
+    job->idle = fo_now_ns();
+    job->chunk = ran ? (job->idle - start) / ran : 0;
 }
 
 /* Use the OpenMP runtime whose entry points these are for calls that ask for it (fo_run's `omp`), from
@@ -311,7 +320,7 @@ static void fo_use_omp(fo_omp_parallel_fn parallel, fo_omp_thread_num_fn thread_
     while (!fo_cas(&fo_P.busy, 0, 1)) fo_yield();
     fo_P.omp_parallel = parallel && thread_num ? parallel : NULL;
     fo_P.omp_thread_num = parallel && thread_num ? thread_num : NULL;
-    fo_P.omp_pause = 0;
+    fo_P.omp_pause = fo_P.omp_late = 0;
     fo_store(&fo_P.busy, 0);
 }
 
@@ -371,13 +380,21 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
 
     if (omp_parallel) {
         /* the team's members claim chunks as the helpers do; the call returns when all have returned,
-           also those that had not run before the last chunk was done: if they kept the caller waiting,
-           use fastopt's pool (whose caller never waits for a helper that has not started) for a while */
+           also those that had not run before the last chunk was done: if they kept the caller waiting in
+           several recent calls, use fastopt's pool (whose caller never waits for a helper that has not
+           started) for a while */
         fo_omp_job job;
         job.generation = generation;
-        job.finished = 0;
+        job.idle = job.chunk = 0;
         omp_parallel(fo_omp_body, &job, (unsigned)(helpers + 1), 0);
-        if (fo_now_ns() - job.finished > FO_OMP_LATE_NS) {
+        /* a member finishing a chunk it claimed costs the caller up to a chunk's time; more means
+           members the OS was not running */
+        int late = fo_now_ns() - job.idle > FO_OMP_LATE_NS + 2 * job.chunk, count = 0;
+        unsigned bits;
+        fo_P.omp_late = ((fo_P.omp_late << 1) | (unsigned)late) & 0xffu;
+        for (bits = fo_P.omp_late; bits; bits &= bits - 1) count++;
+        if (late) fo_add(&fo_P.omp_lates, 1);
+        if (late && count >= FO_OMP_LATE_OF_8) {  /* the history stays: one more late call pauses again */
             fo_P.omp_pause = FO_OMP_PAUSE;
             fo_add(&fo_P.omp_fallbacks, 1);
         }

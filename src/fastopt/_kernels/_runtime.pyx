@@ -93,6 +93,7 @@ cdef extern from "_pool.h":
         fo_atomic helper_chunks
         fo_atomic omp_jobs
         fo_atomic omp_fallbacks
+        fo_atomic omp_lates
         void* omp_parallel
     ctypedef void (*fo_omp_parallel_fn)(void (*fn)(void*) noexcept nogil, void* data, unsigned num_threads,
                                         unsigned flags) noexcept nogil
@@ -132,7 +133,7 @@ def pool_stats():
     that could use threads but ran on the caller because another thread was using the pool),
     ``helper_chunks`` (chunks run by threads other than the caller)."""
     return {"helpers": fo_P.helpers, "jobs": fo_load(&fo_P.jobs), "omp_jobs": fo_load(&fo_P.omp_jobs),
-            "omp_fallbacks": fo_load(&fo_P.omp_fallbacks), "serial": fo_load(&fo_P.serial),
+            "omp_fallbacks": fo_load(&fo_P.omp_fallbacks), "omp_lates": fo_load(&fo_P.omp_lates), "serial": fo_load(&fo_P.serial),
             "helper_chunks": fo_load(&fo_P.helper_chunks)}
 
 
