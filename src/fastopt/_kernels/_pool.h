@@ -190,18 +190,26 @@ static void fo_run_range(void** items, const Py_ssize_t* offsets, Py_ssize_t cou
     }
 }
 
-/* Claim and run chunks of job `generation` until none are left; returns how many this thread ran. */
-static Py_ssize_t fo_work(uint32_t generation, int helper) {
-    Py_ssize_t ran = 0;
-    for (;; ran++) {
+static int64_t fo_now_ns(void);
+
+/* Claim and run chunks of job `generation` until none are left. `fastest`, if not NULL: the shortest
+   time this thread took for one of its chunks (left as it is if it ran none). */
+static void fo_work(uint32_t generation, int helper, int64_t* fastest) {
+    int64_t start = fastest ? fo_now_ns() : 0, end;
+    for (;;) {
         int64_t c = fo_load(&fo_P.claim);
-        if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return ran;
+        if ((uint32_t)((uint64_t)c >> 32) != generation || (c & 0xffffffff) == 0) return;
         if (!fo_cas(&fo_P.claim, c, c - 1)) continue;
         /* chunk (left - 1) is ours, and the job stays put until we count it done */
         Py_ssize_t index = fo_P.nchunks - (Py_ssize_t)(c & 0xffffffff);  /* in order */
         Py_ssize_t lo = index * fo_P.chunk, hi = lo + fo_P.chunk;
         if (hi > fo_P.total) hi = fo_P.total;
         fo_run_range(fo_P.items, fo_P.offsets, fo_P.count, lo, hi);
+        if (fastest) {
+            end = fo_now_ns();
+            if (end - start < *fastest) *fastest = end - start;
+            start = end;
+        }
         if (helper) fo_add(&fo_P.helper_chunks, 1);
         fo_add(&fo_P.done, 1);  /* after this the job may be gone: touch nothing of it */
     }
@@ -221,7 +229,7 @@ static void fo_helper_loop(int id) {
         seen = fo_P.generation;
         fo_unlock(&fo_P.lock);
         for (;;) {
-            if (id < fo_load(&fo_P.want)) fo_work(seen, 1);
+            if (id < fo_load(&fo_P.want)) fo_work(seen, 1, NULL);
             /* a short spin: back-to-back calls (one per parameter group, or a tight training loop) find
                the helper awake */
             for (i = 0; i < FO_SPIN; i++) {
@@ -293,25 +301,26 @@ static int64_t fo_now_ns(void) {
 
 typedef struct {
     uint32_t generation;
-    int64_t idle;    /* when the caller (the team's thread 0) had no chunk left to claim */
-    int64_t chunk;   /* the caller's time per chunk (its own work / its chunks) */
+    int64_t begun;   /* when the caller (the team's thread 0) entered the body */
+    int64_t idle;    /* when the caller had no chunk left to claim */
+    int64_t chunk;   /* the caller's fastest chunk (its slower ones may include time the OS took it off) */
 } fo_omp_job;
 
 /* The body a foreign OpenMP team runs: every member claims chunks of the job until none are left. The
-   caller notes when it ran out of chunks to claim and its time per chunk: fo_run compares them with how
-   long the team then kept it (chunks still running in members, members that had not run yet). */
+   caller notes when it began, when it ran out of chunks to claim and its fastest chunk: fo_run compares
+   them with how long the team kept it before (a team starts when its members from the last call are
+   back: GNU libgomp's dock) and after (chunks still running in members, members that had not run). */
 static void fo_omp_body(void* data) {
     fo_omp_job* job = (fo_omp_job*)data;
-    int64_t start;
-    Py_ssize_t ran;
     if (fo_P.omp_thread_num() != 0) {
-        fo_work(job->generation, 1);
+        fo_work(job->generation, 1, NULL);
         return;
     }
-    start = fo_now_ns();
-    ran = fo_work(job->generation, 0);
+    job->begun = fo_now_ns();
+    job->chunk = INT64_MAX;
+    fo_work(job->generation, 0, &job->chunk);
     job->idle = fo_now_ns();
-    job->chunk = ran ? (job->idle - start) / ran : 0;
+    if (job->chunk == INT64_MAX) job->chunk = 0;
 }
 
 /* Use the OpenMP runtime whose entry points these are for calls that ask for it (fo_run's `omp`), from
@@ -384,12 +393,13 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
            several recent calls, use fastopt's pool (whose caller never waits for a helper that has not
            started) for a while */
         fo_omp_job job;
+        int64_t enter = fo_now_ns();
         job.generation = generation;
-        job.idle = job.chunk = 0;
+        job.begun = job.idle = job.chunk = 0;
         omp_parallel(fo_omp_body, &job, (unsigned)(helpers + 1), 0);
         /* a member finishing a chunk it claimed costs the caller up to a chunk's time; more means
            members the OS was not running */
-        int late = fo_now_ns() - job.idle > FO_OMP_LATE_NS + 2 * job.chunk, count = 0;
+        int late = (job.begun - enter) + (fo_now_ns() - job.idle) > FO_OMP_LATE_NS + 2 * job.chunk, count = 0;
         unsigned bits;
         fo_P.omp_late = ((fo_P.omp_late << 1) | (unsigned)late) & 0xffu;
         for (bits = fo_P.omp_late; bits; bits &= bits - 1) count++;
@@ -399,7 +409,7 @@ static void fo_run(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
             fo_add(&fo_P.omp_fallbacks, 1);
         }
     } else {
-        fo_work(generation, 0);  /* the caller works too */
+        fo_work(generation, 0, NULL);  /* the caller works too */
     }
 
     /* every chunk is claimed: wait only for those still running in a helper */
