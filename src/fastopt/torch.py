@@ -28,8 +28,9 @@ are accepted and inert: fastopt always runs its one fused kernel.
 Threads: a large step runs on torch's own intra-op threads (its OpenMP team, as torch's fused step does:
 after backward they are still spinning, hot, where a second pool would have to share their cores), on at
 most ``torch.get_num_threads()`` and ``fastopt.get_num_threads()`` threads. Results are bit-identical for
-any thread count. Where torch's parallel backend is not OpenMP, and in a forked child (whose OpenMP
-threads are gone), fastopt's own pool runs it instead.
+any thread count. When that team keeps steps waiting for threads the OS is not running (a busy machine),
+the next steps run on fastopt's own pool for a while; so do all steps where torch's parallel backend is
+not OpenMP, and in a forked child (whose OpenMP threads are gone).
 
 Importing this module imports torch (``pip install "fastopt[torch]"``); ``import fastopt`` does not.
 """
