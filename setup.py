@@ -213,7 +213,7 @@ extensions = [Extension(
     "fastopt._kernels._runtime",
     ["src/fastopt/_kernels/_runtime.pyx"],
     include_dirs=[numpy.get_include(), "src/fastopt/_kernels"],  # _pool.h
-    depends=["src/fastopt/_kernels/_pool.h"],  # included by the C file: a change recompiles it
+    depends=["src/fastopt/_kernels/_pool.h", "src/fastopt/_kernels/_formats.h"],  # included by the C file: a change recompiles it
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=CFLAGS, extra_link_args=LDFLAGS + ([] if MSVC else ["-pthread"]))]
 for isa, isa_flags in ISA_FLAGS.items():
@@ -225,7 +225,8 @@ for isa, isa_flags in ISA_FLAGS.items():
         extensions.append(Extension(
             module,
             [f"src/fastopt/_kernels/{name}.pyx"],
-            include_dirs=[numpy.get_include()],
+            include_dirs=[numpy.get_include(), "src/fastopt/_kernels"],  # _formats.h
+            depends=["src/fastopt/_kernels/_formats.h"],
             define_macros=[("FASTOPT_ISA", c_string(isa)), ("FASTOPT_CFLAGS", c_string(shlex.join(flags))),
                            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=flags,

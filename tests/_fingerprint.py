@@ -2,7 +2,7 @@
 
 Every kernel variant (baseline, avx2, avx512; see setup.py) must produce bit-identical results, so the
 SHA-256 of the parameters and optimizer state after 20 steps of Adam, NAdam, RMSprop and Adagrad on
-fixed data, in float32 and float64, must be the same whichever variant runs them and on whichever CPU.
+fixed data, in float32, float64, float16 and bfloat16, must be the same whichever variant runs them and on whichever CPU.
 
 The inputs are built with integer arithmetic only (no random generator, no libm), so they are the same
 bits everywhere; the gradient of each step is an exactly rounded NumPy expression of the parameters.
@@ -20,7 +20,7 @@ import numpy as np
 
 STEPS = 20
 SHAPES = [(70001,), (1000,), (37,), (3, 5), ()]
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")  # bfloat16 where ml_dtypes is installed
 
 
 def _optimizers():
@@ -59,13 +59,15 @@ def _update(digest, arr):
 
 
 def run(cls, kwargs, dtype, steps=STEPS, backend="cython"):
-    """SHA-256 (hex) of the parameters and the optimizer state after ``steps`` steps."""
-    params = _tensors(0, dtype)
+    """SHA-256 (hex) of the parameters and the optimizer state after ``steps`` steps. A 16-bit run's
+    data and gradients are computed in float32 and rounded once (a cast: the same bits everywhere)."""
+    wide = np.dtype(np.float32) if dtype.itemsize == 2 else dtype
+    params = [t.astype(dtype) for t in _tensors(0, wide)]
     opt = cls(params, backend=backend, **kwargs)
-    one_half = np.asarray(0.5, dtype)
+    one_half = np.asarray(0.5, wide)
     for t in range(steps):
-        data = _tensors(t + 1, dtype)
-        opt.step([p * one_half + d for p, d in zip(params, data)])
+        data = _tensors(t + 1, wide)
+        opt.step([(p.astype(wide) * one_half + d).astype(dtype) for p, d in zip(params, data)])
     digest = hashlib.sha256()
     for p in params:
         _update(digest, p)
@@ -81,9 +83,14 @@ def fingerprint(backend="cython"):
     ``backend="numpy"`` computes the same with the pure-NumPy reference (it must match too)."""
     import fastopt._kernels
 
+    try:
+        import ml_dtypes  # noqa: F401  (registers np.dtype("bfloat16"))
+        dtypes = DTYPES
+    except ImportError:
+        dtypes = DTYPES[:3]
     runs = {}
     for name, cls, kwargs in _optimizers():
-        for dtype in DTYPES:
+        for dtype in dtypes:
             runs[f"{name}/{dtype}"] = run(cls, kwargs, np.dtype(dtype), backend=backend)
     overall = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
     return {"isa": fastopt._kernels.ISA, "runs": runs, "digest": overall}

@@ -15,7 +15,8 @@ from fastopt._registry import CASES
 MODULES = ["sgd", "momentum", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "_base", "flat",
            "clip", "ema", "minimize", "lr_scheduler", "_config"]
 # what every NumPy optimizer takes besides its own hyperparameters (``backend`` and ``**options``)
-OPTIONS = {"backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
+PRECISION = {"rounding", "seed", "master_weights", "state_dtype"}
+OPTIONS = {"backend", "max_grad_norm", "norm_type", "skip_nonfinite"} | PRECISION
 # NumPy's default print options: the examples' expected output assumes them
 PRINT_DEFAULTS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False, nanstr="nan",
                       infstr="inf", sign="-", floatmode="maxprec", legacy=False)
@@ -120,7 +121,7 @@ def test_torch_optimizer_docstrings(case):
     cls = getattr(ft, case.name)
     assert_numpydoc(cls, "Parameters", "Notes", "Examples")
     names = documented(cls.__doc__)
-    expected = set(arguments(cls)) | {"params"}
+    expected = set(arguments(cls)) | {"params"} | PRECISION  # the precision options: through **options
     assert names == expected, f"fastopt.torch.{case.name}: {sorted(names ^ expected)}"
     assert ".. math::" in cls.__doc__
     assert f"fastopt.torch.{case.name}(" in sections(cls.__doc__)["Examples"]

@@ -19,6 +19,7 @@ import numpy as np
 from . import _validation as check
 from . import kernels, reference
 from ._config import get_num_threads
+from ._formats import Precision
 from ._kernels import _runtime
 
 BACKENDS = {"cython": kernels, "numpy": reference}
@@ -35,10 +36,13 @@ _OPTIONS_DOC = """backend : {"cython", "numpy"}, default "cython"
         Through ``**options``: the norm of ``max_grad_norm``, 2, 1, ``inf`` or any other p > 0.
     skip_nonfinite : bool, default False
         Through ``**options``: a step whose gradients hold NaN or inf changes nothing (parameters,
-        state, step counts) and is counted in ``skipped_steps``."""
+        state, step counts) and is counted in ``skipped_steps``.
+    rounding, seed, master_weights, state_dtype
+        Through ``**options``: the precision of 16-bit parameters and of the state
+        (see :class:`fastopt.Optimizer` and docs/precision.md)."""
 
-_INPUT_RULES_DOC = """Parameters are NumPy arrays of any shape, float32 or float64, C-contiguous and writeable: the
-    step updates them in place. ``step(grads)`` takes a list aligned with the parameters (groups in
+_INPUT_RULES_DOC = """Parameters are NumPy arrays of any shape, float32, float64, bfloat16 (ml_dtypes) or float16,
+    C-contiguous and writeable: the step updates them in place (16-bit ones computed in float32). ``step(grads)`` takes a list aligned with the parameters (groups in
     order): for each, an array of its shape and dtype (C-contiguous, sharing no memory with the
     parameters or the state), or None to leave that parameter and its state alone. Bad input (a
     hyperparameter, a parameter, a gradient, the list's length) raises ValueError or TypeError before
@@ -110,14 +114,15 @@ class _Plan:
 class Optimizer:
     """Base class of fastopt's optimizers, with torch.optim.Optimizer's structure.
 
-    Parameters are NumPy arrays (any shape, C-contiguous, writeable, float32 or float64), given as a
+    Parameters are NumPy arrays (any shape, C-contiguous, writeable; float32, float64, bfloat16 from
+    ml_dtypes, or float16: docs/precision.md), given as a
     list or as a list of parameter groups (dicts with a ``"params"`` list and per-group hyperparameters).
     ``step(grads)`` takes one gradient per parameter (groups in order; None skips that parameter) and
     updates the parameters in place.
 
     ``state`` maps each parameter's index (its position across the groups, as in ``state_dict()``) to
     its state dict, with torch's key names; counters such as ``step`` are 0-d arrays of the parameter's
-    dtype. Parameters never stepped have no entry. State belongs to its parameter, as in torch: a
+    dtype (float32 for a 16-bit parameter). Parameters never stepped have no entry. State belongs to its parameter, as in torch: a
     parameter added to, removed from or moved within ``param_groups`` takes its state along, and one that
     is new to the optimizer starts with none.
 
@@ -131,6 +136,14 @@ class Optimizer:
     - ``skip_nonfinite=False``: a step whose gradients hold NaN or inf anywhere changes nothing
       (parameters, state, step counts) and is counted in ``skipped_steps``; with clipping it shares the
       norm's pass.
+    - ``rounding="nearest"``, ``seed=None``: ``"stochastic"`` rounds bfloat16 stores up with the
+      probability of the dropped bits, from a hash of (seed, step, tensor, element): reproducible for a
+      seed and any thread count.
+    - ``master_weights=None``: ``"split"`` keeps a bfloat16 param's low halves (state ``param_lo``,
+      int16), together an exact float32 master; ``"float32"`` a float32 copy (``master_param``) rounded
+      into the 16-bit param at every step.
+    - ``state_dtype=None`` (the param's dtype; float32 with a master), ``"float32"``, ``"bfloat16"``,
+      or a dict of them per state key.
     - ``backend="cython"``: ``"numpy"`` runs the pure-NumPy reference of the same math.
 
     One optimizer may be used from several threads: its methods are serialized by a lock.
@@ -155,6 +168,14 @@ class Optimizer:
     skip_nonfinite : bool, default False
         Keyword-only. Skip (change nothing, count in ``skipped_steps``) a step whose gradients hold NaN
         or inf.
+    rounding : {"nearest", "stochastic"}, default "nearest"
+        Keyword-only. How bfloat16 stores round (parameters and bfloat16 state), as described above.
+    seed : int or None, default None
+        Keyword-only. The seed of stochastic rounding (None: drawn from the OS).
+    master_weights : {None, "split", "float32"}, default None
+        Keyword-only. A float32 master for 16-bit parameters, as described above.
+    state_dtype : None, "float32", "bfloat16" or dict, default None
+        Keyword-only. The dtype of the state arrays, as described above.
 
     Attributes
     ----------
@@ -212,7 +233,7 @@ class Optimizer:
             cls.__doc__ = cls.__doc__.replace("{options}", _OPTIONS_DOC).replace("{input_rules}", _INPUT_RULES_DOC)
 
     def __init__(self, params, defaults, *, backend="cython", max_grad_norm=None, norm_type=2.0,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, rounding="nearest", seed=None, master_weights=None, state_dtype=None):
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
@@ -224,6 +245,7 @@ class Optimizer:
         self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)
         self.last_grad_norm, self.skipped_steps = None, 0
         self.backend = backend
+        self._precision = Precision(rounding, seed, master_weights, state_dtype)
         self._lock = threading.RLock()
         self._check_hyperparameters(defaults)
         self.defaults = defaults
@@ -308,6 +330,7 @@ class Optimizer:
             existing = self._layout
             for offset, p in enumerate(params):
                 check.param(p, len(existing) + offset)
+                self._precision.check_param(p, len(existing) + offset)
             ids = {id(p) for p in existing}
             if any(id(p) in ids for p in params):
                 raise ValueError("some parameters appear in more than one parameter group")
@@ -370,19 +393,33 @@ class Optimizer:
                     coef = self.max_grad_norm / (norm + 1e-6)
                     scale = 1.0 if coef >= 1.0 else coef  # a NaN norm gives NaN, as torch's clamp
             created = None if plan.complete else self._create_state(plan, grads)
+            precision = self._precision
             try:
                 if len(plan.lists) == 1 and not created:  # the common case, in short
                     batches = plan.batch(plan.lists[0], grads, *plan.buffers[0], *plan.args[0])
                 else:
                     batches = [self._batch(plan, i, grads, created) for i in range(len(plan.lists))]
+                if precision.master_weights is not None:
+                    self._attach_masters(plan, batches, grads)
             except BaseException:
                 self._forget(created)
                 raise
             try:
-                plan.run(batches, get_num_threads(), scale)
+                plan.run(batches, get_num_threads(), scale, precision.rounding_seed())
             except Exception:  # MemoryError, raised before anything is written (a KeyboardInterrupt
                 self._forget(created)  # arrives after the update: the new state is in use then)
                 raise
+            precision.advance()
+
+    def _attach_masters(self, plan, batches, grads):
+        """Give each group's batch its params' float32 masters (``master_weights``)."""
+        kind = self._precision.master_weights
+        key = "param_lo" if kind == "split" else "master_param"
+        attach = BACKENDS[self.backend].attach
+        for i, batch in enumerate(batches if isinstance(batches, list) else [batches]):
+            start = plan.starts[i]
+            attach(batch, kind, [None if grads[start + k] is None else self._state[start + k][key]
+                                 for k in range(len(plan.lists[i]))])
 
     def _batch(self, plan, i, grads, created):
         """Group i's checked work items: ``batch(params, grads, *buffers, *hyperparameters)``."""
@@ -417,7 +454,7 @@ class Optimizer:
             frozen = _runtime.snapshot(group, self._keys)
             if frozen != plan.frozen[i]:
                 self._check_hyperparameters(group)
-                spec = self._state_spec(group)
+                spec = self._spec(group)
                 plan.kwargs[i], plan.args[i] = self._kernel_args(frozen)
                 plan.frozen[i] = frozen
                 if list(spec) != list(plan.specs[i]):
@@ -443,13 +480,14 @@ class Optimizer:
         params = self._params()
         for i, p in enumerate(params):
             check.param(p, i)
+            self._precision.check_param(p, i)
         if len({id(p) for p in params}) != len(params):
             raise ValueError("some parameters appear more than once in param_groups")
         frozen = [_runtime.snapshot(group, self._keys) for group in groups]
         for group in groups:
             self._check_hyperparameters(group)
         state = self._remapped(params)
-        specs = [self._state_spec(group) for group in groups]
+        specs = [self._spec(group) for group in groups]
         starts, arrays, names = [], list(params), [f"params[{i}]" for i in range(len(params))]
         position = 0
         for group, spec in zip(groups, specs):
@@ -457,7 +495,8 @@ class Optimizer:
             for p in group["params"]:
                 for key, value in state.get(position, {}).items():
                     if key in spec:
-                        check.state_entry(value, p, position, key, spec[key][1])
+                        check.state_entry(value, p, position, key, spec[key][1],
+                                          self._precision.entry_dtype(p.dtype, key, spec[key][1]))
                         arrays.append(value)
                         names.append(f"state[{position}][{key!r}]")
                 position += 1
@@ -507,10 +546,9 @@ class Optimizer:
                     state = self._state[start + k]
                 for key in missing:
                     fill, scalar = spec[key]
-                    state[key] = np.full(() if scalar else param.shape, 0.0 if fill is None else fill,
-                                         dtype=param.dtype)
-                    j = self._buffers.index(key)
-                    plan.buffers[i][j][k] = state[key]
+                    state[key] = self._precision.new_entry(param, key, fill, scalar)
+                    if key in self._buffers:  # (a master's entry is not a kernel argument)
+                        plan.buffers[i][self._buffers.index(key)][k] = state[key]
                 created[start + k] = missing
         # the new arrays are in this step's buffers; creating them bumped the state's version, so the
         # next step rebuilds the plan (their memory joins the overlap index)
@@ -579,8 +617,12 @@ class Optimizer:
     # -- state --------------------------------------------------------------------------------------
 
     def _new_state(self, param, group):
-        return {key: np.full(() if scalar else param.shape, 0.0 if fill is None else fill, dtype=param.dtype)
-                for key, (fill, scalar) in self._state_spec(group).items()}
+        return {key: self._precision.new_entry(param, key, fill, scalar)
+                for key, (fill, scalar) in self._spec(group).items()}
+
+    def _spec(self, group):
+        """The state of one parameter: the rule's (``_state_spec``) and its master's, if any."""
+        return {**self._state_spec(group), **self._precision.extra_spec()}
 
     def state_dict(self):
         """torch's structure: ``{"state": {index: {key: array}}, "param_groups": [{..., "params": [index, ...]}]}``.
@@ -610,8 +652,10 @@ class Optimizer:
             packed["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(packed)
-        return {"state": {index: dict(state) for index, state in self.state.items()},
-                "param_groups": groups}
+        out = {"state": {index: dict(state) for index, state in self.state.items()}, "param_groups": groups}
+        if self._precision.rounding == "stochastic":  # to resume the same random bits
+            out["rounding"] = {"seed": self._precision.seed, "steps": self._precision.steps}
+        return out
 
     def load_state_dict(self, state_dict):
         """Load a ``state_dict()`` (from fastopt, or torch.optim's with tensors): parameters are matched
@@ -683,18 +727,27 @@ class Optimizer:
                                      "parameter group lists")
                 index = position[saved_id]
                 new_state[index] = self._load_state(saved, params[index], index, owner[index])
+            rounding = state_dict.get("rounding")
+            if rounding is not None and self._precision.rounding == "stochastic":
+                seed, steps = int(rounding["seed"]), int(rounding["steps"])
+            else:
+                seed, steps = self._precision.seed, self._precision.steps
             self.param_groups[:] = [{**g} for g in new_groups]
             self.state = new_state
             self._layout, self._plan = params, None
+            self._precision.seed, self._precision.steps = seed, steps
 
     def _load_state(self, saved, param, index, group):
         if not isinstance(saved, dict):
             raise TypeError(f"state of params[{index}] must be a dict, got {type(saved).__name__}")
-        spec = self._state_spec(group)
+        spec = self._spec(group)
         state = {}
         for key, (fill, scalar) in spec.items():
             if key in saved:
-                state[key] = check.state_buffer(saved[key], param, index, key, scalar)
+                state[key] = check.state_buffer(saved[key], param, index, key, scalar,
+                                                self._precision.entry_dtype(param.dtype, key, scalar))
+            elif fill == "param":  # a master from a checkpoint without one: the param itself
+                state[key] = self._precision.new_entry(param, key, fill, scalar)
             elif fill is not None:
                 raise ValueError(f"state of params[{index}] has no {key!r} (expected keys: {list(spec)})")
         return state  # keys this optimizer does not use are dropped
@@ -708,6 +761,8 @@ class Optimizer:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        if "_precision" not in state:  # pickled before the precision options
+            self._precision = Precision()
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -14,9 +14,11 @@ import textwrap
 WIDTH = 100
 
 INPUT_RULES = """\
-Every array is checked before anything is written: float32 or float64, C-contiguous, the param's dtype
-and size (the 1-element counters ``step`` and ``mu_product`` may be either dtype and are updated in
-their own), written arrays writeable and sharing no memory with any other array of the call. A rejected
+Every array is checked before anything is written: float32, float64, bfloat16 (ml_dtypes) or float16,
+C-contiguous, the param's dtype and size (the 1-element counters ``step`` and ``mu_product`` are float32
+or float64, updated in their own; state may be float32 for a 16-bit param and bfloat16 for a float32
+one), written arrays writeable and sharing no memory with any other array of the call. 16-bit arrays are
+computed in float32 and stored rounded to nearest even (``run``'s ``rounding_seed``: stochastically). A rejected
 call raises ValueError or TypeError naming the argument and changes nothing. Hyperparameters are used
 as given (the optimizer classes check their ranges). The kernels release the GIL for calls of 4096
 elements or more."""
@@ -83,8 +85,8 @@ p = p + g;  s = s + g   for each state buffer given""",
 
 # -- one description per argument (a group's list ``xs`` takes the entry of ``x``) --------------------
 ARGS = {
-    "param": ("ndarray", "The parameter, updated in place: float32 or float64, C-contiguous, writeable, any "
-                         "shape (read as its flat buffer)."),
+    "param": ("ndarray", "The parameter, updated in place: float32, float64, bfloat16 or float16, "
+                         "C-contiguous, writeable, any shape (read as its flat buffer)."),
     "grad": ("ndarray", "Its gradient: the param's dtype and size, C-contiguous; only read."),
     "step": ("ndarray", "The step counter: 1 element, float32 or float64, 0 before the first step; "
                         "incremented in place before it is used."),
@@ -135,8 +137,12 @@ ARGS = {
                                               "module), all checked before this call."),
     "grad_scale": ("float", "Multiplies every gradient as it is read, rounded to its dtype (``g * c`` as "
                             "torch's ``g.mul_(c)``): a clip coefficient; gradients are never written."),
-    "grads": ("list of ndarray or None", "The gradients: float32 or float64 (dtypes may differ), any "
-                                         "shapes, C-contiguous; None entries are skipped."),
+    "rounding_seed": ("int or None", "None: 16-bit stores round to nearest even. An int: bfloat16 stores "
+                                     "round stochastically, with random bits hashed from (the seed, the "
+                                     "item's position in the job, the array, the element): the same for "
+                                     "any thread count and in ``fastopt.reference``."),
+    "grads": ("list of ndarray or None", "The gradients: float32, float64, bfloat16 or float16 (dtypes may "
+                                         "differ), any shapes, C-contiguous; None entries are skipped."),
     "norm_type": ("float", "p of the p-norm: 2, 1, ``inf`` (the largest absolute value) or any other "
                            "p > 0."),
     "shadows": ("list of ndarray", "The averages, updated in place: float32 or float64, C-contiguous, "

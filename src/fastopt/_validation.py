@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from ._formats import entry_dtype, format_of
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -124,10 +125,10 @@ def torch_only_flags(group):
 
 
 def _dtype_message(what, dtype):
-    if dtype == np.float16 or dtype.name == "bfloat16":
-        return (f"{what} has dtype {dtype}; fastopt supports float32 and float64 "
-                "(half-precision parameters come with mixed precision)")
-    return f"{what} has dtype {dtype}, expected float32 or float64"
+    if dtype.name == "bfloat16":  # another library's bfloat16 (ml_dtypes' is accepted)
+        return (f"{what} has dtype {dtype} from {dtype.type.__module__}; fastopt steps ml_dtypes.bfloat16 "
+                "(pip install \"fastopt[bf16]\")")
+    return f"{what} has dtype {dtype}, expected float32, float64, bfloat16 (ml_dtypes) or float16"
 
 
 def param(p, index):
@@ -135,7 +136,7 @@ def param(p, index):
     if not isinstance(p, np.ndarray):
         raise TypeError(f"optimizer can only optimize NumPy arrays, but params[{index}] is "
                         f"{type(p).__module__}.{type(p).__qualname__}")
-    if p.dtype not in FLOAT_DTYPES:
+    if format_of(p.dtype) is None:
         raise TypeError(_dtype_message(f"params[{index}]", p.dtype))
     if not p.flags.c_contiguous:
         raise ValueError(f"params[{index}] must be C-contiguous (the optimizer updates it in place, "
@@ -144,15 +145,18 @@ def param(p, index):
         raise ValueError(f"params[{index}] is read-only; the optimizer updates parameters in place")
 
 
-def state_entry(value, p, index, key, scalar):
+def state_entry(value, p, index, key, scalar, expected=None):
     """A live state entry (``opt.state[index][key]``, possibly replaced by the user) that a step can
-    update in place: an ndarray of the parameter's dtype and shape (one element for a counter),
-    C-contiguous and writeable."""
+    update in place: an ndarray of dtype ``expected`` (by default the parameter's; a 16-bit one's
+    counters: float32) and the parameter's shape (one element for a counter), C-contiguous and
+    writeable."""
     what = f"state[{index}][{key!r}]"
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
-    if value.dtype != p.dtype:
-        raise TypeError(f"{what} has dtype {value.dtype}, expected {p.dtype} (the dtype of params[{index}])")
+    expected = entry_dtype(p.dtype, scalar) if expected is None else expected
+    if value.dtype != expected:
+        raise TypeError(f"{what} has dtype {value.dtype}, expected {expected} "
+                        f"({'the dtype' if expected == p.dtype else 'the state dtype'} of params[{index}])")
     if scalar and value.size != 1:
         raise ValueError(f"{what} must hold exactly 1 element (a 0-d counter), got shape {value.shape}")
     if not scalar and value.shape != p.shape:
@@ -163,12 +167,14 @@ def state_entry(value, p, index, key, scalar):
         raise ValueError(f"{what} is read-only; the optimizer updates its state in place")
 
 
-def state_buffer(value, p, index, key, scalar):
-    """A loaded state entry as a fresh C-contiguous array of the parameter's dtype: a 0-d counter for
-    scalar state (``step``, ``mu_product``), the parameter's shape otherwise."""
+def state_buffer(value, p, index, key, scalar, dtype=None):
+    """A loaded state entry as a fresh C-contiguous array of ``dtype`` (by default the parameter's; a
+    16-bit one's counters: float32): a 0-d counter for scalar state (``step``, ``mu_product``), the
+    parameter's shape otherwise."""
     try:
         # asarray first: torch tensors' __array__ takes no copy keyword; then one C-contiguous copy
-        arr = np.array(np.asarray(value, dtype=p.dtype), order="C", copy=True)
+        dtype = entry_dtype(p.dtype, scalar) if dtype is None else dtype
+        arr = np.array(np.asarray(value, dtype=dtype), order="C", copy=True)
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise TypeError(f"state of params[{index}]: {key!r} is not a numeric array ({exc})") from None
     if scalar:

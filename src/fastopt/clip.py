@@ -161,7 +161,7 @@ def clip_grad_value_(grads, clip_value):
     grads = _grad_list(grads)
     _writeable(grads)
     for k, g in enumerate(grads):
-        if g.dtype not in check.FLOAT_DTYPES:
-            raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32 or float64")
+        if check.format_of(g.dtype) is None:
+            raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32, float64, bfloat16 or float16")
     for g in grads:
         np.clip(g, -clip_value, clip_value, out=g)

@@ -16,7 +16,7 @@ math).
 """
 from . import _kernel_docs
 from ._kernels import modules as _modules
-from ._kernels._runtime import Batch, run
+from ._kernels._runtime import Batch, attach, run
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",

@@ -18,11 +18,13 @@ over each parameter, its gradient and its state), so results match torch.optim's
 The step works on the tensors' memory in place (no copies), read afresh at every step from each parameter
 and its ``.grad``: replaced storage (``model.share_memory()``, ``p.data = ...``, ``model.to(dtype)``,
 ``model.load_state_dict``) keeps training as with torch.optim. Parameters are dense CPU tensors of
-float32 or float64 in any memory format (channels_last included); a gradient or state tensor laid out
+float32, float64, bfloat16 (through ``ml_dtypes``: ``pip install "fastopt[bf16]"``) or float16 in any
+memory format (channels_last included); 16-bit ones keep their state in their dtype, computed in float32
+and rounded to nearest even, as torch's ``fused=True``. A gradient or state tensor laid out
 differently from its parameter is read through a copy in the parameter's layout (state is re-laid once).
 Anything else is refused with a ValueError or TypeError naming ``params[i]`` (its index across the
-groups, as in ``state_dict``) before anything is written: CUDA/MPS tensors, sparse gradients, complex or
-half-precision parameters, ``differentiable=True`` and ``capturable=True``. ``foreach`` and ``fused``
+groups, as in ``state_dict``) before anything is written: CUDA/MPS tensors, sparse gradients, complex
+parameters, ``differentiable=True`` and ``capturable=True``. ``foreach`` and ``fused``
 are accepted and inert: fastopt always runs its one fused kernel.
 
 Threads: a large step runs on torch's own intra-op threads (its OpenMP team, as torch's fused step does:
@@ -48,6 +50,7 @@ from torch.optim import optimizer as _torch_optimizer
 from . import _validation as check
 from . import kernels
 from ._config import get_num_threads
+from ._formats import STATE_KEYS, Precision
 from ._kernels import _runtime
 from .adadelta import Adadelta as _Adadelta
 from .adagrad import Adagrad as _Adagrad
@@ -62,7 +65,15 @@ from .sgd import SGD as _SGD
 __all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Momentum", "NAdam", "Optimizer",
            "RMSprop"]
 
-_TYPENUM = {torch.float32: np.dtype(np.float32).num, torch.float64: np.dtype(np.float64).num}
+try:  # bfloat16 tensors are stepped as ml_dtypes.bfloat16 views (the fastopt[bf16] extra)
+    import ml_dtypes as _ml_dtypes
+except ImportError:
+    _ml_dtypes = None
+
+_TYPENUM = {torch.float32: np.dtype(np.float32).num, torch.float64: np.dtype(np.float64).num,
+            torch.float16: np.dtype(np.float16).num}
+if _ml_dtypes is not None:
+    _TYPENUM[torch.bfloat16] = np.dtype(_ml_dtypes.bfloat16).num
 
 
 def _torch_openmp():
@@ -99,6 +110,16 @@ def _threads():
     return min(torch.get_num_threads(), get_num_threads())
 
 
+_TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                "bfloat16": torch.bfloat16, "int16": torch.int16}
+_FORMAT = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def _numpy_dtype(dtype):
+    """The NumPy dtype of a torch dtype fastopt steps (bfloat16: ml_dtypes')."""
+    return np.dtype(_ml_dtypes.bfloat16) if dtype is torch.bfloat16 else np.dtype(_FORMAT[dtype])
+
+
 def _scalar_dtype(fused=False):
     """torch's dtype for ``step`` and NAdam's ``mu_product``: float32, or float64 when that is torch's
     default dtype (float32 always for fused)."""
@@ -125,8 +146,11 @@ def _dense(t):
 
 def _flat(t):
     """A 1-D NumPy view of a dense CPU tensor's memory, in memory order (element i of two tensors with
-    the same strides is then the same element)."""
-    return t.detach().as_strided((t.numel(),), (1,)).numpy()
+    the same strides is then the same element); a bfloat16 tensor's as ml_dtypes.bfloat16."""
+    flat = t.detach().as_strided((t.numel(),), (1,))
+    if flat.dtype is torch.bfloat16:  # torch has no NumPy dtype for it: its bits, viewed
+        return flat.view(torch.int16).numpy().view(_ml_dtypes.bfloat16)
+    return flat.numpy()
 
 
 def _label(index, names):
@@ -144,14 +168,14 @@ def _check_param(p, what):
     if p.layout is not torch.strided:
         raise ValueError(f"{what} has layout {p.layout}: fastopt.torch steps dense (strided) tensors")
     if p.is_complex():
-        raise TypeError(f"{what} is complex ({p.dtype}): fastopt.torch steps real float32 and float64 "
-                        "parameters (torch.optim steps complex ones)")
-    if p.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(f"{what} has dtype {p.dtype}: fastopt.torch steps float32 and float64 parameters "
-                        "(half precision comes with mixed precision); keep float32 parameters (model.float()) "
-                        "and use torch.autocast for half-precision compute")
+        raise TypeError(f"{what} is complex ({p.dtype}): fastopt.torch steps real float32, float64, bfloat16 "
+                        "and float16 parameters (torch.optim steps complex ones)")
+    if p.dtype is torch.bfloat16 and _ml_dtypes is None:
+        raise TypeError(f"{what} has dtype torch.bfloat16: fastopt.torch steps bfloat16 tensors through "
+                        "ml_dtypes, which is not installed (pip install \"fastopt[bf16]\")")
     if p.dtype not in _TYPENUM:
-        raise TypeError(f"{what} has dtype {p.dtype}: fastopt.torch steps float32 and float64 parameters")
+        raise TypeError(f"{what} has dtype {p.dtype}: fastopt.torch steps float32, float64, bfloat16 and "
+                        "float16 parameters")
     if not _dense(p) or p.is_neg() or p.is_conj():
         raise ValueError(f"{what} is not dense in memory (shape {tuple(p.shape)}, strides {p.stride()}): "
                          "fastopt.torch updates parameters in place; make it contiguous "
@@ -162,25 +186,27 @@ def _shape_error(what, value, p):
     raise ValueError(f"{what} has shape {tuple(value.shape)}, expected {tuple(p.shape)} (the parameter's)")
 
 
-def _tensor_like(value, p, what, scalar):
+def _tensor_like(value, p, what, scalar, dtype=None):
     """A state tensor a step can use for param p as it is (True), or after a copy into p's layout and
-    dtype (False: laid out differently, or of another floating dtype, as after ``model.to(dtype)``);
-    raises for a tensor no step should touch."""
+    ``dtype`` (by default p's; False: laid out differently, or of another floating dtype, as after
+    ``model.to(dtype)``); raises for a tensor no step should touch."""
+    dtype = p.dtype if dtype is None else dtype
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
     if value.device.type != "cpu" or value.layout is not torch.strided:
         raise ValueError(f"{what} must be a dense CPU tensor, got {value.layout} on {value.device}")
     if scalar:
-        if value.dtype not in _TYPENUM or value.numel() != 1:
+        if value.dtype not in (torch.float32, torch.float64) or value.numel() != 1:
             raise ValueError(f"{what} must be a float32 or float64 tensor of one element, got "
                              f"{value.dtype} of shape {tuple(value.shape)}")
         return not (value.is_neg() or value.requires_grad)
-    if value.dtype != p.dtype:
-        if value.is_floating_point():  # model.to(dtype) after state was made: it follows, as on load
-            if value.shape != p.shape:
+    if value.dtype != dtype:
+        if value.is_floating_point() and dtype.is_floating_point:  # model.to(dtype) after state was made:
+            if value.shape != p.shape:                              # it follows, as on load
                 _shape_error(what, value, p)
             return False
-        raise TypeError(f"{what} has dtype {value.dtype}, expected {p.dtype} (the parameter's)")
+        raise TypeError(f"{what} has dtype {value.dtype}, expected {dtype}"
+                        f"{' (the parameter' + chr(39) + 's)' if dtype == p.dtype else ''}")
     if value.shape != p.shape:
         _shape_error(what, value, p)
     return (_same_layout(value.stride(), p.stride(), p.shape) and _dense(value)
@@ -214,9 +240,11 @@ class Optimizer(torch.optim.Optimizer):
         # spec and kernel keywords (a bare instance, never initialized, keeps their super() calls valid)
         cls._impl = object.__new__(cls._rule) if cls._rule is not None else None
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, *, rounding="nearest", seed=None, master_weights=None,
+                 state_dtype=None):
         self._lock = threading.RLock()
         self._plan = None
+        self._precision = Precision(rounding, seed, master_weights, state_dtype)
         self._impl._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
@@ -224,6 +252,8 @@ class Optimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         if "_lock" not in self.__dict__:
             self._lock = threading.RLock()
+        if "_precision" not in self.__dict__:
+            self._precision = Precision()
         self._plan = None
         for group in self.param_groups:  # what older or foreign state dicts lack, as torch's classes do
             for key, value in self.defaults.items():
@@ -308,7 +338,14 @@ class Optimizer(torch.optim.Optimizer):
                                                   first_steps=plan.first[lo:hi], check_overlap=False))
                     else:
                         batches.append(plan.batch(views, grads[lo:hi], *plan.buffers[i], *plan.args[i]))
-                _runtime.run_openmp(batches, _threads())
+                precision = self._precision
+                if precision.master_weights is not None:
+                    key = STATE_KEYS[precision.master_weights]
+                    for batch, (lo, hi) in zip(batches, [(lo, hi) for lo, hi in zip(plan.bounds, plan.bounds[1:]) if lo != hi]):
+                        _runtime.attach(batch, precision.master_weights,
+                                        [_flat(self.state[p][key]) for p in plan.stepped[lo:hi]])
+                _runtime.run_openmp(batches, _threads(), 1.0, precision.rounding_seed())
+                precision.advance()
             except BaseException:
                 self._forget(plan.created)
                 raise
@@ -342,11 +379,18 @@ class Optimizer(torch.optim.Optimizer):
             if frozen != plan.frozen[i]:
                 self._impl._check_hyperparameters(group)
                 values = dict(zip(keys, frozen))
-                if list(self._impl._state_spec(values)) != list(plan.specs[i]):
+                if list(self._spec(values)) != list(plan.specs[i]):
                     return self._build_plan()
                 plan.kwargs[i], plan.args[i] = self._kernel_args(values)
                 plan.frozen[i] = frozen
         return plan
+
+    def _spec(self, values):
+        """A param's state: the rule's and its master's (``master_weights``), if any."""
+        return {**self._impl._state_spec(values), **self._precision.extra_spec()}
+
+    def _entry_dtype(self, p, key, scalar):
+        return _TORCH_DTYPE[self._precision.entry_dtype(_numpy_dtype(p.dtype), key, scalar).name]
 
     def _kernel_args(self, values):
         kwargs = self._impl._kernel_kwargs(values)
@@ -361,7 +405,7 @@ class Optimizer(torch.optim.Optimizer):
         frozen = [_runtime.snapshot(group, keys) for group in groups]
         for group in groups:
             self._impl._check_hyperparameters(group)
-        specs = [self._impl._state_spec(dict(zip(keys, values))) for values in frozen]
+        specs = [self._spec(dict(zip(keys, values))) for values in frozen]
         stepped, idle, grads, bounds, todo, relaid = [], [], [], [0], [], []
         index = 0
         for group, spec, values in zip(groups, specs, frozen):
@@ -374,6 +418,7 @@ class Optimizer(torch.optim.Optimizer):
                     idle.append(p)
                     continue
                 _check_param(p, what)
+                self._precision.check_format(_FORMAT[p.dtype], what)
                 grads.append(self._grad(g, p, what))
                 stepped.append(p)
                 state = self.state.get(p)
@@ -381,7 +426,8 @@ class Optimizer(torch.optim.Optimizer):
                     value = None if state is None else state.get(key)
                     if value is None:
                         todo.append((p, key, fill, scalar, fused))
-                    elif not _tensor_like(value, p, f"{what} state {key!r}", scalar):
+                    elif not _tensor_like(value, p, f"{what} state {key!r}", scalar,
+                                          None if scalar else self._entry_dtype(p, key, scalar)):
                         relaid.append((p, key, scalar))
             bounds.append(len(stepped))
         # everything is checked: create the missing state (zero-filled, or torch's initial values)
@@ -389,15 +435,18 @@ class Optimizer(torch.optim.Optimizer):
         for p, key, fill, scalar, fused in todo:
             if scalar:
                 value = torch.tensor(0.0 if fill is None else fill, dtype=_scalar_dtype(fused))
+            elif fill == "param":  # a float32 master: the param, widened
+                value = torch.empty_like(p, dtype=torch.float32, requires_grad=False).copy_(p.detach())
             else:
                 value = torch.full_like(p, 0.0 if fill is None else fill, memory_format=torch.preserve_format,
-                                        requires_grad=False)
+                                        dtype=self._entry_dtype(p, key, False), requires_grad=False)
             self.state[p][key] = value
             created.setdefault(p, []).append(key)
         for p, key, scalar in relaid:  # the same values, in the parameter's layout
             old = self.state[p][key]
             self.state[p][key] = (old.detach().clone().reshape(()) if scalar
-                                  else torch.empty_like(p, requires_grad=False).copy_(old.detach()))
+                                  else torch.empty_like(p, dtype=self._entry_dtype(p, key, False),
+                                                        requires_grad=False).copy_(old.detach()))
         try:
             plan = self._plan_for(groups, stepped, idle, grads, bounds, specs, frozen, keys)
         except BaseException:
@@ -515,9 +564,9 @@ def _torch_doc(rule, torch_name):
         "    list and any of the hyperparameters below, which override these defaults for that group.",
         *entries, "",
         "Notes", "-----",
-        "Parameters are dense CPU tensors of float32 or float64 (any memory format), updated in place",
-        "from their ``.grad``; a parameter whose ``.grad`` is None is left alone, with its state. Anything",
-        "else (CUDA tensors, sparse gradients, complex or half-precision parameters) raises ValueError or",
+        "Parameters are dense CPU tensors of float32, float64, bfloat16 or float16 (any memory format),",
+        "updated in place from their ``.grad``; a parameter whose ``.grad`` is None is left alone, with its",
+        "state. Anything else (CUDA tensors, sparse gradients, complex parameters) raises ValueError or",
         "TypeError before anything is written (see :mod:`fastopt.torch`). ``state[p]`` holds each",
         "parameter's state: tensors with torch's keys, dtypes and shapes.", "",
         *[paragraph + "\n" for paragraph in notes],
@@ -540,18 +589,18 @@ class SGD(Optimizer):
     _rule = _SGD
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, foreach=None, differentiable=False, fused=None):
+                 maximize=False, foreach=None, differentiable=False, fused=None, **options):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize, foreach=foreach,
-                                      differentiable=differentiable, fused=fused))
+                                      differentiable=differentiable, fused=fused), **options)
 
 
 class Momentum(Optimizer):
     __doc__ = _torch_doc(_Momentum, None)
     _rule = _Momentum
 
-    def __init__(self, params, lr=0.01, beta=0.9):
-        super().__init__(params, dict(lr=lr, beta=beta))
+    def __init__(self, params, lr=0.01, beta=0.9, **options):
+        super().__init__(params, dict(lr=lr, beta=beta), **options)
 
 
 class Adam(Optimizer):
@@ -560,11 +609,11 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False):
+                 decoupled_weight_decay=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+                                      decoupled_weight_decay=decoupled_weight_decay), **options)
 
 
 class AdamW(Optimizer):
@@ -572,10 +621,10 @@ class AdamW(Optimizer):
     _rule = _AdamW
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None, **options):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
-                                      differentiable=differentiable, fused=fused, decoupled_weight_decay=True))
+                                      differentiable=differentiable, fused=fused, decoupled_weight_decay=True), **options)
 
 
 class Adamax(Optimizer):
@@ -583,9 +632,9 @@ class Adamax(Optimizer):
     _rule = _Adamax
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
-                 maximize=False, differentiable=False, capturable=False):
+                 maximize=False, differentiable=False, capturable=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
-                                      maximize=maximize, differentiable=differentiable, capturable=capturable))
+                                      maximize=maximize, differentiable=differentiable, capturable=capturable), **options)
 
 
 class NAdam(Optimizer):
@@ -594,11 +643,11 @@ class NAdam(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False):
+                 differentiable=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
-                                      differentiable=differentiable))
+                                      differentiable=differentiable), **options)
 
 
 class Adagrad(Optimizer):
@@ -606,10 +655,10 @@ class Adagrad(Optimizer):
     _rule = _Adagrad
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
-                 foreach=None, *, maximize=False, differentiable=False, fused=None):
+                 foreach=None, *, maximize=False, differentiable=False, fused=None, **options):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, foreach=foreach,
-                                      maximize=maximize, differentiable=differentiable, fused=fused))
+                                      maximize=maximize, differentiable=differentiable, fused=fused), **options)
         # as torch: the state exists from construction (for the params given here)
         for group in self.param_groups:
             for p in group["params"]:
@@ -625,9 +674,9 @@ class Adadelta(Optimizer):
     _rule = _Adadelta
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
-                 maximize=False, differentiable=False):
+                 maximize=False, differentiable=False, **options):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                                      capturable=capturable, foreach=foreach, differentiable=differentiable))
+                                      capturable=capturable, foreach=foreach, differentiable=differentiable), **options)
 
 
 class RMSprop(Optimizer):
@@ -635,7 +684,7 @@ class RMSprop(Optimizer):
     _rule = _RMSprop
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 capturable=False, foreach=None, maximize=False, differentiable=False):
+                 capturable=False, foreach=None, maximize=False, differentiable=False, **options):
         super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                                       weight_decay=weight_decay, capturable=capturable, foreach=foreach,
-                                      maximize=maximize, differentiable=differentiable))
+                                      maximize=maximize, differentiable=differentiable), **options)

@@ -8,10 +8,34 @@
 ctypedef void (*chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
 ctypedef void (*prologue_fn)(void* work) noexcept nogil  # per item, before any chunk: step counters
 
+cdef enum:
+    # The most arrays of one work item that a staged chunk converts (_util.pxd's ``staged_chunk``), and
+    # the largest work struct it copies, in 8-byte words.
+    SLOTS = 8
+    WORK_WORDS = 64
+
 ctypedef struct WorkHead:
     # Every work struct starts with this (the pool reads it as its ``fo_head``).
     chunk_fn chunk
     prologue_fn prologue
+    # The formats (_formats.h) of the item's arrays: ``format`` is the param's; an item with an array in
+    # a 16-bit format runs ``staged_chunk`` as its ``chunk``, which calls the rule's own chunk
+    # (``inner``) on float32 copies of blocks of it. ``slot_offset``: where each array's pointer lies in
+    # the work struct (``size`` bytes).
+    chunk_fn inner
+    chunk_fn staged_fn   # the kernel module's ``staged_chunk`` (in its own ISA variant)
+    Py_ssize_t size
+    int format, nslots, staged
+    # stochastic rounding of 16-bit stores (``run``): the item's hash key; each array's stream mixes in
+    # its ``slot_salt`` (its argument's position in the kernel's names)
+    bint stochastic
+    unsigned int key
+    int slot_offset[SLOTS]
+    int slot_format[SLOTS]
+    bint slot_write[SLOTS]
+    int slot_salt[SLOTS]
+    void* slot_aux[SLOTS]       # FO_SPLIT: the low halves; FO_MASTER: the 16-bit param
+    int slot_aux_format[SLOTS]  # FO_MASTER: the param's format
 
 cdef enum:
     # The job's elements (the items laid end to end) are cut into chunks of whole BLOCKs (_pool.h's
@@ -45,12 +69,15 @@ cdef class Batch:
     cdef readonly tuple names     # the call's argument names, for messages: ("params", "grads", ...)
     cdef readonly tuple lists     # the per-tensor arguments as tuples: the references a run holds
     cdef bint indexed             # a group call (names[i][k]) or a single-tensor one (names[i] singular)
-    cdef int _reject(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+    cdef object held              # what ``attach`` added (kept alive with the batch)
+    cdef int typenums[4]          # NumPy's type number of each format (_formats.h order; -1: unknown)
+    cdef int format_of(self, object arr) noexcept
+    cdef int _reject(self, object arr, int fmt, Py_ssize_t n, bint write, Py_ssize_t name,
                      Py_ssize_t k) except -1
     cdef int _reject_param(self, object param, Py_ssize_t k) except -1
     cpdef check_overlap(self)
 
 
 cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed)
-cpdef run(batches, n_threads=*, double grad_scale=*)
-cpdef run_openmp(batches, n_threads=*, double grad_scale=*)
+cpdef run(batches, n_threads=*, double grad_scale=*, rounding_seed=*)
+cpdef run_openmp(batches, n_threads=*, double grad_scale=*, rounding_seed=*)

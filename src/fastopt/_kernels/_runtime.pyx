@@ -208,16 +208,68 @@ cdef Py_ssize_t _find(const Span* spans, Py_ssize_t n, const char* lo, const cha
     return -1
 
 
-cdef inline int _float_kind(object arr, tuple names, Py_ssize_t k) except -1:
-    """1 for a float32 ndarray, 0 for float64; TypeError (naming ``names[0]`` and k) otherwise."""
+# -- formats ------------------------------------------------------------------------------------------
+
+cdef extern from "numpy/arrayobject.h":
+    enum:
+        NPY_HALF, NPY_USERDEF
+
+cdef extern from "_formats.h":
+    enum:
+        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER
+    unsigned int fo_hash(unsigned int key, unsigned int i) noexcept nogil
+
+FORMATS = ("float32", "float64", "bfloat16", "float16")  # _formats.h's FO_F32, FO_F64, FO_BF16, FO_F16
+cdef int _BF16 = -1  # NumPy's type number of ml_dtypes.bfloat16, once an array of it has been seen
+
+
+cdef int _user_format(object arr) noexcept:
+    """The format of an array of a user-defined NumPy type: bfloat16 for ml_dtypes' (whose type number
+    NumPy assigns when ml_dtypes is imported: fastopt never imports it), else -1."""
+    global _BF16
+    try:
+        dtype = arr.dtype
+        if dtype.name == "bfloat16" and dtype.itemsize == 2 and dtype.type.__module__.startswith("ml_dtypes"):
+            _BF16 = dtype.num
+            return 2
+    except Exception:
+        pass
+    return -1
+
+
+cdef inline int _format_of(object arr) noexcept:
+    """The format (_formats.h) of an ndarray's dtype, or -1 (not an ndarray, or another dtype)."""
     cdef int typenum
+    if not cnp.PyArray_Check(arr):
+        return -1
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
+    if typenum == cnp.NPY_FLOAT:
+        return 0
+    if typenum == cnp.NPY_DOUBLE:
+        return 1
+    if typenum == NPY_HALF:
+        return 3
+    if typenum == _BF16:
+        return 2
+    if typenum >= NPY_USERDEF and _BF16 < 0:
+        return _user_format(arr)
+    return -1
+
+
+def format_of(arr):
+    """The name of ``arr``'s storage format ("float32", "float64", "bfloat16", "float16"), or None."""
+    cdef int f = _format_of(arr)
+    return None if f < 0 else FORMATS[f]
+
+
+cdef inline int _float_kind(object arr, tuple names, Py_ssize_t k) except -1:
+    """The format of a param array; TypeError (naming ``names[0]`` and k) otherwise."""
+    cdef int f = _format_of(arr)
+    if f >= 0:
+        return f
     if cnp.PyArray_Check(arr):
-        typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
-        if typenum == cnp.NPY_FLOAT:
-            return 1
-        if typenum == cnp.NPY_DOUBLE:
-            return 0
-        raise TypeError(f"{_label(names, 0, k)} has dtype {arr.dtype}, expected float32 or float64")
+        raise TypeError(f"{_label(names, 0, k)} has dtype {arr.dtype}, expected float32, float64, bfloat16 "
+                        "(ml_dtypes) or float16")
     raise TypeError(f"{_label(names, 0, k)} must be a numpy.ndarray, got {type(arr).__name__}")
 
 
@@ -240,15 +292,22 @@ cdef class Batch:
     def elements(self):
         return 0 if self.offsets == NULL else self.offsets[self.count]
 
-    cdef int _reject(self, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+    cdef int format_of(self, object arr) noexcept:
+        """``arr``'s format (_formats.h), or -1; notes bfloat16's type number when first seen."""
+        cdef int f = _format_of(arr)
+        if f == 2:
+            self.typenums[2] = _BF16
+        return f
+
+    cdef int _reject(self, object arr, int fmt, Py_ssize_t n, bint write, Py_ssize_t name,
                      Py_ssize_t k) except -1:
-        """Raise what is wrong with ``arr`` (see ``data``)."""
+        """Raise what is wrong with ``arr`` (see ``data``): it should be an array of format ``fmt``."""
         what = _label(self.names, name, k)
         if not cnp.PyArray_Check(arr):
             raise TypeError(f"{what} must be a numpy.ndarray, got {type(arr).__name__}")
         cdef cnp.ndarray a = <cnp.ndarray>arr
-        if cnp.PyArray_TYPE(a) != (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE):
-            raise TypeError(f"{what} has dtype {a.dtype}, expected {'float32' if single else 'float64'}")
+        if _format_of(a) != fmt:
+            raise TypeError(f"{what} has dtype {a.dtype}, expected {FORMATS[fmt]}")
         if cnp.PyArray_SIZE(a) != n:
             raise ValueError(f"{what} has {cnp.PyArray_SIZE(a)} elements, expected {n}"
                              + ("" if name == 0 else f" (the size of {_label(self.names, 0, k)})"))
@@ -315,6 +374,7 @@ cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t s
     # a single-tensor call names its arrays in the singular, without an index: "param", "exp_avg"
     b.names = names if indexed else tuple([n.removesuffix("s") for n in names])
     b.lists, b.indexed = tuple(converted), indexed
+    b.typenums[0], b.typenums[1], b.typenums[2], b.typenums[3] = cnp.NPY_FLOAT, cnp.NPY_DOUBLE, _BF16, NPY_HALF
     b.size = (size + 15) // 16 * 16
     b.capacity, b.count, b.nspans = count, 0, 0
     b.span_capacity = count * nlists + 1
@@ -351,22 +411,38 @@ cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
     fo_run(items, offsets, count, n_threads, PARALLEL_MIN, omp)
 
 
-cpdef run(batches, n_threads=1, double grad_scale=1.0):
+cpdef run(batches, n_threads=1, double grad_scale=1.0, rounding_seed=None):
     """Run the work items of ``batches`` (one ``Batch`` or a sequence of them, all built before this
     call, so all of their checks have passed) as one job on up to ``n_threads`` threads: first every
     item's prologue (step counters), then every element. The GIL is released from NOGIL_MIN elements.
     ``grad_scale`` multiplies every gradient as it is read (a clip coefficient; gradients are never
-    written), rounded to the gradient's dtype: ``g * c`` as torch's ``g.mul_(c)``."""
-    _run(batches, n_threads, grad_scale, False)
+    written), rounded to the gradient's dtype: ``g * c`` as torch's ``g.mul_(c)``. ``rounding_seed``
+    (an int, or None: to nearest) rounds the job's bfloat16 stores stochastically, with random bits
+    that are a hash of (the seed, the item's position in the job, the array, the element)."""
+    _run(batches, n_threads, grad_scale, False, rounding_seed)
 
 
-cpdef run_openmp(batches, n_threads=1, double grad_scale=1.0):
+cpdef run_openmp(batches, n_threads=1, double grad_scale=1.0, rounding_seed=None):
     """``run`` on the OpenMP team of ``use_openmp`` (its threads, the caller being one), or on
     fastopt's pool where none is set. Same chunks, so the same bits."""
-    _run(batches, n_threads, grad_scale, True)
+    _run(batches, n_threads, grad_scale, True, rounding_seed)
 
 
-cdef _run(batches, n_threads, double grad_scale, bint omp):
+def item_keys(rounding_seed, count):
+    """The stochastic-rounding keys of a job's first ``count`` items (what ``run`` gives them), for
+    the NumPy twin."""
+    cdef unsigned int base = _seed_key(rounding_seed)
+    return [fo_hash(base, <unsigned int>k) for k in range(count)]
+
+
+cdef unsigned int _seed_key(object rounding_seed) except? 0:
+    if isinstance(rounding_seed, bool) or not isinstance(rounding_seed, numbers.Integral):
+        raise TypeError(f"rounding_seed must be an int or None, got {type(rounding_seed).__name__}")
+    cdef unsigned long long seed = int(rounding_seed) & 0xFFFFFFFFFFFFFFFF
+    return fo_hash(<unsigned int>(seed & 0xFFFFFFFF), fo_hash(<unsigned int>(seed >> 32), 0x2545F491))
+
+
+cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=None):
     cdef int threads = _threads(n_threads)
     cdef Batch b
     cdef Py_ssize_t count = 0, k, total = 0, base
@@ -401,8 +477,13 @@ cdef _run(batches, n_threads, double grad_scale, bint omp):
                 items[count] = b.items[k]
                 offsets[count + 1] = base + b.offsets[k + 1]
                 count += 1
+    cdef bint stochastic = rounding_seed is not None
+    cdef unsigned int key = _seed_key(rounding_seed) if stochastic else 0
+    cdef WorkHead* head
     for k in range(count):
         (<ItemHead*>items[k]).grad_scale = grad_scale
+        head = <WorkHead*>items[k]
+        head.stochastic, head.key = stochastic, fo_hash(key, <unsigned int>k) if stochastic else 0
     try:
         if offsets[count] >= NOGIL_MIN:
             with nogil:
@@ -413,6 +494,54 @@ cdef _run(batches, n_threads, double grad_scale, bint omp):
         if len(<tuple>batches) != 1:
             free(items)
             free(offsets)
+
+
+def attach(Batch b, str kind, masters):
+    """Give the params of ``b`` float32 masters (``master_weights``): ``masters`` has one entry per
+    param, None for those without a gradient (which have no item). ``kind`` "split": a bfloat16
+    param's low halves, an int16 array of its size (param + low halves = the float32 master);
+    "float32": a float32 array of its size, the master the rule updates, rounded into the bfloat16 or
+    float16 param at every store. Checked before anything changes; call before ``run``."""
+    cdef Py_ssize_t k, item = 0, n
+    cdef cnp.ndarray arr
+    cdef WorkHead* h
+    cdef ItemHead* ih
+    if kind not in ("split", "float32"):
+        raise ValueError(f"kind must be 'split' or 'float32', got {kind!r}")
+    masters = tuple(masters)
+    present = [k for k in range(len(masters)) if masters[k] is not None]
+    if len(present) != b.count:
+        raise ValueError(f"masters has {len(present)} arrays, expected {b.count} (one per param with a gradient)")
+    checked = []
+    for k in present:
+        h = <WorkHead*>b.items[item]
+        n = b.offsets[item + 1] - b.offsets[item]
+        item += 1
+        value = masters[k]
+        if kind == "split" and h.format != FO_BF16 or kind == "float32" and h.format not in (FO_BF16, FO_F16):
+            raise ValueError(f"master_weights={kind!r} is for {'bfloat16' if kind == 'split' else 'bfloat16 and float16'} "
+                             f"params; params[{k}] is {FORMATS[h.format]}")
+        if not cnp.PyArray_Check(value):
+            raise TypeError(f"the master of params[{k}] must be a numpy.ndarray, got {type(value).__name__}")
+        arr = <cnp.ndarray>value
+        expected = cnp.NPY_INT16 if kind == "split" else cnp.NPY_FLOAT
+        if cnp.PyArray_TYPE(arr) != expected or cnp.PyArray_SIZE(arr) != n or not (
+                cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
+                and cnp.PyArray_ISWRITEABLE(arr)):
+            raise ValueError(f"the master of params[{k}] must be a writeable C-contiguous "
+                             f"{'int16' if kind == 'split' else 'float32'} array of {n} elements, got "
+                             f"{value.dtype} of shape {value.shape}")
+        checked.append((item - 1, arr))
+    for item, arr in checked:  # all checked: now change the items
+        h = <WorkHead*>b.items[item]
+        ih = <ItemHead*>b.items[item]
+        if kind == "split":
+            h.slot_format[0], h.slot_aux[0] = FO_SPLIT, cnp.PyArray_DATA(arr)
+        else:
+            h.slot_format[0], h.slot_aux[0], h.slot_aux_format[0] = FO_MASTER, ih.p, h.format
+            ih.p = cnp.PyArray_DATA(arr)
+        h.staged, h.chunk = True, h.staged_fn
+    b.held = (b.held, masters)  # keep them alive while the batch is
 
 
 # -- the optimizers' per-step checks ---------------------------------------------------------------

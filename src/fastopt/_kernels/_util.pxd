@@ -7,11 +7,25 @@
 # computed by the same code whichever thread runs it, so results are bit-identical for any thread count.
 cimport numpy as cnp
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
-from libc.string cimport memset
+from libc.stdint cimport uint16_t
+from libc.string cimport memcpy, memset
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, chunk_fn, ItemHead, prologue_fn, Span, WorkHead
+from fastopt._kernels._runtime cimport Batch, chunk_fn, ItemHead, prologue_fn, SLOTS, Span, WORK_WORDS, WorkHead
+
+cdef extern from "_formats.h":
+    enum:
+        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER
+    void fo_widen(int format, const void* src, float* dst, Py_ssize_t n) noexcept nogil
+    void fo_narrow(int format, const float* src, void* dst, Py_ssize_t n) noexcept nogil
+    void fo_store16(int format, const float* src, void* dst, Py_ssize_t n, int stochastic, unsigned int key,
+                    Py_ssize_t first) noexcept nogil
+    void fo_join(const uint16_t* hi, const uint16_t* lo, float* dst, Py_ssize_t n) noexcept nogil
+    void fo_split(const float* src, uint16_t* hi, uint16_t* lo, Py_ssize_t n) noexcept nogil
+    unsigned int fo_hash(unsigned int key, unsigned int i) noexcept nogil
+    Py_ssize_t fo_itemsize(int format) noexcept nogil
+    double fo_round_scalar(double x, int format) noexcept nogil
 
 cdef extern from *:
     """
@@ -49,23 +63,94 @@ cdef inline dict build_info():
 
 cdef inline WorkHead work_head(chunk_fn chunk, prologue_fn prologue) noexcept:
     cdef WorkHead h
+    memset(&h, 0, sizeof(WorkHead))
     h.chunk, h.prologue = chunk, prologue
     return h
 
 
+# -- formats: staging 16-bit arrays through float32 (_formats.h) --------------------------------------
+
+cdef enum:
+    STAGE = 512  # elements per staged block: SLOTS float32 blocks of it stay in L1
+
+
+cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """The chunk of an item with arrays in other formats than its math's: block by block, widen its
+    16-bit arrays (and join split masters) into float32 scratch, run the rule's own chunk (``inner``) on
+    a copy of the work struct pointing at the scratch (and at the block of its float32 arrays), then
+    store back what the rule writes: rounded to nearest or stochastically, split, or a float32 master
+    rounded into its 16-bit param. Every element sees the rule's float32 math on its exact values,
+    whatever the block or thread."""
+    cdef WorkHead* h = <WorkHead*>work
+    cdef double copy[WORK_WORDS]
+    cdef float scratch[SLOTS * STAGE]
+    cdef char* base[SLOTS]
+    cdef char* aux
+    cdef float* block
+    cdef unsigned int key
+    cdef Py_ssize_t a = lo, b, n
+    cdef int s, fmt
+    memcpy(copy, work, h.size)
+    for s in range(h.nslots):
+        base[s] = (<char**>(<char*>work + h.slot_offset[s]))[0]
+    while a < hi:
+        b = a + STAGE if hi - a > STAGE else hi
+        n = b - a
+        for s in range(h.nslots):
+            fmt = h.slot_format[s]
+            block = scratch + s * STAGE
+            if fmt == FO_BF16 or fmt == FO_F16:
+                fo_widen(fmt, base[s] + a * 2, block, n)
+            elif fmt == FO_SPLIT:
+                fo_join(<const uint16_t*>(base[s] + a * 2), <const uint16_t*>(<char*>h.slot_aux[s] + a * 2), block, n)
+            else:  # float32, float64, a float32 master: the rule works on the array itself
+                block = <float*>(base[s] + a * fo_itemsize(fmt))
+            (<void**>(<char*>copy + h.slot_offset[s]))[0] = block
+        h.inner(copy, 0, n)
+        for s in range(h.nslots):
+            if not h.slot_write[s]:
+                continue
+            fmt = h.slot_format[s]
+            key = fo_hash(h.key, h.slot_salt[s])
+            if fmt == FO_BF16 or fmt == FO_F16:
+                fo_store16(fmt, scratch + s * STAGE, base[s] + a * 2, n, h.stochastic, key, a)
+            elif fmt == FO_SPLIT:
+                fo_split(scratch + s * STAGE, <uint16_t*>(base[s] + a * 2), <uint16_t*>(<char*>h.slot_aux[s] + a * 2), n)
+            elif fmt == FO_MASTER:
+                aux = <char*>h.slot_aux[s] + a * 2
+                fo_store16(h.slot_aux_format[s], <const float*>(base[s] + a * 4), aux, n, h.stochastic, key, a)
+        a = b
+
+
+cdef inline int add_slot(void* item, void** field, int fmt, bint write, int salt) except -1:
+    """Record one array of a work item for ``staged_chunk`` (``salt``: its argument's position); an
+    array in a 16-bit format makes the item staged."""
+    cdef WorkHead* h = <WorkHead*>item
+    if h.nslots == SLOTS:
+        raise AssertionError("fastopt build error: more arrays in one work item than _runtime.pxd's SLOTS")
+    h.slot_offset[h.nslots] = <int>(<char*>field - <char*>item)
+    h.slot_format[h.nslots] = fmt
+    h.slot_write[h.nslots] = write
+    h.slot_salt[h.nslots] = salt
+    h.nslots += 1
+    if (fmt == FO_BF16 or fmt == FO_F16) and not h.staged:
+        h.staged, h.chunk = True, h.staged_fn
+    return 0
+
+
 # -- building a batch (inlined into each kernel's *_batch loop: a step checks every array) ------------
 
-cdef inline void* batch_data(Batch b, object arr, int single, Py_ssize_t n, bint write, Py_ssize_t name,
+cdef inline void* batch_data(Batch b, object arr, int fmt, Py_ssize_t n, bint write, Py_ssize_t name,
                              Py_ssize_t k) except? NULL:
     """The data of tensor k's array ``b.names[name]`` after O(1) checks (an aligned, native-order,
-    C-contiguous ndarray of the parameter's dtype and size, writeable when the kernel writes it),
-    recorded for the overlap check; ``Batch._reject`` raises what is wrong otherwise."""
+    C-contiguous ndarray of format ``fmt`` (_formats.h) and size ``n``, writeable when the kernel writes
+    it), recorded for the overlap check; ``Batch._reject`` raises what is wrong otherwise."""
     cdef cnp.ndarray a
     cdef void* ptr
     cdef Span* s
     if cnp.PyArray_Check(arr):
         a = <cnp.ndarray>arr
-        if (cnp.PyArray_TYPE(a) == (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE) and cnp.PyArray_SIZE(a) == n
+        if (cnp.PyArray_TYPE(a) == b.typenums[fmt] and cnp.PyArray_SIZE(a) == n
                 and (cnp.PyArray_FLAGS(a) & (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED))
                 == (cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
                 and cnp.PyArray_ISNOTSWAPPED(a) and (not write or cnp.PyArray_ISWRITEABLE(a))
@@ -73,11 +158,11 @@ cdef inline void* batch_data(Batch b, object arr, int single, Py_ssize_t n, bint
             ptr = cnp.PyArray_DATA(a)
             if n:
                 s = &b.spans[b.nspans]
-                s.lo, s.hi = <const char*>ptr, <const char*>ptr + n * (4 if single else 8)
+                s.lo, s.hi = <const char*>ptr, <const char*>ptr + n * fo_itemsize(fmt)
                 s.name, s.k, s.write = name, k, write
                 b.nspans += 1
             return ptr
-    b._reject(arr, single, n, write, name, k if b.indexed else -1)
+    b._reject(arr, fmt, n, write, name, k if b.indexed else -1)
     return NULL
 
 
@@ -92,31 +177,49 @@ cdef inline void* batch_counter(Batch b, object arr, int single, int* own, Py_ss
         if typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE:
             single = typenum == cnp.NPY_FLOAT
     own[0] = single
-    return batch_data(b, arr, single, 1, True, name, k)
+    return batch_data(b, arr, FO_F32 if single else FO_F64, 1, True, name, k)
 
 
 cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, Py_ssize_t k, int* single,
                             Py_ssize_t* n) except NULL:
-    """Append tensor k's work item after checking its param and grad (``batch_data``); sets ``single``
-    (float32?) and ``n`` (its size) for the rule's own arrays. The struct is zeroed but for its
-    ``ItemHead``."""
-    cdef int typenum
-    if not cnp.PyArray_Check(param) or b.count == b.capacity:
+    """Append tensor k's work item after checking its param and grad (``batch_data``: the grad in the
+    param's format); sets ``single`` (float32 math: a float32, bfloat16 or float16 param) and ``n`` (its
+    size) for the rule's own arrays, which it adds with ``batch_state``. The struct is zeroed but for its
+    ``ItemHead``. An item with a 16-bit param runs through ``staged_chunk``."""
+    cdef int fmt = b.format_of(param)
+    if fmt < 0 or b.count == b.capacity:
         b._reject_param(param, k)
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray>param)
-    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-        b._reject_param(param, k)
-    single[0] = typenum == cnp.NPY_FLOAT
+    single[0] = fmt != FO_F64
     n[0] = cnp.PyArray_SIZE(<cnp.ndarray>param)
-    cdef void* p = batch_data(b, param, single[0], n[0], True, 0, k)
-    cdef const void* g = batch_data(b, grad, single[0], n[0], False, 1, k)
+    cdef void* p = batch_data(b, param, fmt, n[0], True, 0, k)
+    cdef const void* g = batch_data(b, grad, fmt, n[0], False, 1, k)
     cdef ItemHead* item = <ItemHead*>(b.works + b.count * b.size)
     memset(item, 0, b.size)
     item.head, item.p, item.g, item.grad_scale = head, p, g, 1.0
+    if b.size > WORK_WORDS * 8:
+        raise AssertionError("fastopt build error: a work struct larger than _runtime.pxd's WORK_WORDS")
+    item.head.format, item.head.size = fmt, b.size
+    item.head.inner, item.head.staged_fn = head.chunk, staged_chunk
+    add_slot(item, &item.p, fmt, True, 0)
+    add_slot(item, <void**>&item.g, fmt, False, 1)
     b.items[b.count] = item
     b.count += 1
     b.offsets[b.count] = b.offsets[b.count - 1] + n[0]
     return item
+
+
+cdef inline int batch_state(Batch b, void** field, object arr, Py_ssize_t n, Py_ssize_t name,
+                            Py_ssize_t k) except -1:
+    """Check tensor k's state array ``b.names[name]`` (``batch_data``: written, of the param's size) and
+    set the current item's ``field`` to its data. Its format is the param's, or (``state_dtype``)
+    float32 for a 16-bit param, or bfloat16 for a float32 or float16 one."""
+    cdef WorkHead* h = <WorkHead*>b.items[b.count - 1]
+    cdef int fmt = b.format_of(arr), param = h.format
+    if not (fmt == FO_F32 and (param == FO_BF16 or param == FO_F16)
+            or fmt == FO_BF16 and (param == FO_F32 or param == FO_F16)):
+        fmt = param
+    field[0] = batch_data(b, arr, fmt, n, True, name, k)
+    return add_slot(h, field, fmt, True, <int>name)
 
 
 # -- arrays -----------------------------------------------------------------------------------------

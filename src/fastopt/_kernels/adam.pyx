@@ -24,7 +24,7 @@ from libc.math cimport pow, sqrt
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_counter, batch_data, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
+from fastopt._kernels._util cimport batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -119,10 +119,10 @@ def adam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, dou
         w = <AdamWork*>batch_add(b, work_head(_adam_chunk, _adam_prologue), P[k], G[k], k, &single, &n)
         _adam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
-        w.m = batch_data(b, M[k], single, n, True, 3, k)
-        w.v = batch_data(b, V[k], single, n, True, 4, k)
+        batch_state(b, <void**>&w.m, M[k], n, 3, k)
+        batch_state(b, <void**>&w.v, V[k], n, 4, k)
         if X is not None:
-            w.vmax = batch_data(b, (<tuple>X)[k], single, n, True, 5, k)
+            batch_state(b, <void**>&w.vmax, (<tuple>X)[k], n, 5, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -222,8 +222,8 @@ def adamax_batch(params, grads, steps, exp_avgs, exp_infs, double lr, double bet
         w = <AdamaxWork*>batch_add(b, work_head(_adamax_chunk, _adamax_prologue), P[k], G[k], k, &single, &n)
         _adamax_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
-        w.m = batch_data(b, M[k], single, n, True, 3, k)
-        w.u = batch_data(b, U[k], single, n, True, 4, k)
+        batch_state(b, <void**>&w.m, M[k], n, 3, k)
+        batch_state(b, <void**>&w.u, U[k], n, 4, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -341,8 +341,8 @@ def nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, double
                     decoupled_weight_decay)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
         w.mu_product = batch_counter(b, MU[k], single, &w.mu_single, 3, k)
-        w.m = batch_data(b, M[k], single, n, True, 4, k)
-        w.v = batch_data(b, V[k], single, n, True, 5, k)
+        batch_state(b, <void**>&w.m, M[k], n, 4, k)
+        batch_state(b, <void**>&w.v, V[k], n, 5, k)
     if check_overlap:
         b.check_overlap()
     return b

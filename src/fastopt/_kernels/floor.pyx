@@ -10,7 +10,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_data, build_info, work_head
+from fastopt._kernels._util cimport batch_add, batch_state, build_info, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -81,11 +81,11 @@ def floor_batch(params, grads, s1, s2, s3, bint check_overlap=True, bint indexed
         w = <FloorWork*>batch_add(b, work_head(_floor_chunk, NULL), P[k], G[k], k, &single, &n)
         w.single = single
         if S1 is not None:
-            w.s1 = batch_data(b, (<tuple>S1)[k], single, n, True, 2, k)
+            batch_state(b, <void**>&w.s1, (<tuple>S1)[k], n, 2, k)
         if S2 is not None:
-            w.s2 = batch_data(b, (<tuple>S2)[k], single, n, True, 3, k)
+            batch_state(b, <void**>&w.s2, (<tuple>S2)[k], n, 3, k)
         if S3 is not None:
-            w.s3 = batch_data(b, (<tuple>S3)[k], single, n, True, 4, k)
+            batch_state(b, <void**>&w.s3, (<tuple>S3)[k], n, 4, k)
     if check_overlap:
         b.check_overlap()
     return b

@@ -17,7 +17,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_counter, batch_data, build_info, bump, effective_grad, fsqrt, work_head
+from fastopt._kernels._util cimport batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fo_round_scalar, fsqrt, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -36,20 +36,23 @@ ctypedef struct AdagradWork:
     int single
     double lr, lr_decay, eps, weight_decay
     bint maximize
-    double neg_clr  # this tensor's step scalar
+    double neg_clr, eps_used, wd_used  # this tensor's step scalars
 
 
 cdef void _adagrad_prologue(void* work) noexcept nogil:
     cdef AdagradWork* w = <AdagradWork*>work
     cdef double t = bump(w.step, w.step_single)                                      # t
-    w.neg_clr = -(w.lr / (1.0 + (t - 1.0) * w.lr_decay))                       # clr
+    # a 16-bit param meets clr, eps and weight_decay rounded to its format, as torch's fused Adagrad
+    cdef int fmt = w.head.format
+    w.neg_clr = -fo_round_scalar(w.lr / (1.0 + (t - 1.0) * w.lr_decay), fmt)   # clr
+    w.eps_used, w.wd_used = fo_round_scalar(w.eps, fmt), fo_round_scalar(w.weight_decay, fmt)
 
 
 cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t lo, Py_ssize_t hi,
                         const AdagradWork* w) noexcept nogil:
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
-    cdef floating wd = w.weight_decay, clr = w.neg_clr, eps = w.eps
-    cdef bint decay = w.weight_decay != 0.0
+    cdef floating wd = w.wd_used, clr = w.neg_clr, eps = w.eps_used
+    cdef bint decay = w.wd_used != 0.0
     cdef floating gi, si
     cdef Py_ssize_t i
     for i in range(lo, hi):
@@ -89,7 +92,7 @@ def adagrad_batch(params, grads, steps, state_sums, double lr, double lr_decay, 
         w = <AdagradWork*>batch_add(b, work_head(_adagrad_chunk, _adagrad_prologue), P[k], G[k], k, &single, &n)
         _adagrad_init(w, single, lr, lr_decay, eps, weight_decay, maximize)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
-        w.s = batch_data(b, SUM[k], single, n, True, 3, k)
+        batch_state(b, <void**>&w.s, SUM[k], n, 3, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -196,11 +199,11 @@ def rmsprop_batch(params, grads, steps, square_avgs, momentum_buffers, grad_avgs
         w = <RMSpropWork*>batch_add(b, work_head(_rmsprop_chunk, _rmsprop_prologue), P[k], G[k], k, &single, &n)
         _rmsprop_init(w, single, lr, alpha, eps, weight_decay, momentum, maximize)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
-        w.v = batch_data(b, V[k], single, n, True, 3, k)
+        batch_state(b, <void**>&w.v, V[k], n, 3, k)
         if momentum > 0.0:
-            w.buf = batch_data(b, (<tuple>B)[k], single, n, True, 4, k)
+            batch_state(b, <void**>&w.buf, (<tuple>B)[k], n, 4, k)
         if GA is not None:
-            w.ga = batch_data(b, (<tuple>GA)[k], single, n, True, 5, k)
+            batch_state(b, <void**>&w.ga, (<tuple>GA)[k], n, 5, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -294,8 +297,8 @@ def adadelta_batch(params, grads, steps, square_avgs, acc_deltas, double lr, dou
         w = <AdadeltaWork*>batch_add(b, work_head(_adadelta_chunk, _adadelta_prologue), P[k], G[k], k, &single, &n)
         _adadelta_init(w, single, lr, rho, eps, weight_decay, maximize)
         w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
-        w.v = batch_data(b, V[k], single, n, True, 3, k)
-        w.u = batch_data(b, U[k], single, n, True, 4, k)
+        batch_state(b, <void**>&w.v, V[k], n, 3, k)
+        batch_state(b, <void**>&w.u, U[k], n, 4, k)
     if check_overlap:
         b.check_overlap()
     return b

@@ -14,7 +14,7 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_data, build_info, effective_grad, work_head
+from fastopt._kernels._util cimport batch_add, batch_state, build_info, effective_grad, work_head
 
 cnp.import_array()
 BUILD = build_info()
@@ -99,7 +99,7 @@ def sgd_batch(params, grads, momentum_buffers, double lr, double momentum, doubl
         _sgd_init(w, single, lr, momentum, dampening, weight_decay, nesterov, maximize,
                   first_steps is not None and (<tuple>first_steps)[k])
         if momentum != 0.0:
-            w.buf = batch_data(b, (<tuple>B)[k], single, n, True, 2, k)
+            batch_state(b, <void**>&w.buf, (<tuple>B)[k], n, 2, k)
     if check_overlap:
         b.check_overlap()
     return b
@@ -170,7 +170,7 @@ def momentum_batch(params, grads, momentum_buffers, double lr, double beta, bint
             continue
         w = <MomentumWork*>batch_add(b, work_head(_momentum_chunk, NULL), P[k], G[k], k, &single, &n)
         w.single, w.lr, w.beta = single, lr, beta
-        w.v = batch_data(b, B[k], single, n, True, 2, k)
+        batch_state(b, <void**>&w.v, B[k], n, 2, k)
     if check_overlap:
         b.check_overlap()
     return b

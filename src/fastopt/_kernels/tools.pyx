@@ -102,7 +102,7 @@ from libc.string cimport memset
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, BLOCK, ItemHead, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_data, build_info, maxnan, work_head
+from fastopt._kernels._util cimport batch_add, batch_data, build_info, FO_F32, FO_F64, fo_widen, maxnan, work_head
 
 import numpy as np
 
@@ -125,7 +125,7 @@ ctypedef struct NormWork:
     double grad_scale    # unused
     double* partials     # one value per piece of this tensor
     Py_ssize_t offset    # the tensor's first element in the job
-    int single, kind
+    int format, kind     # the gradient's format (_formats.h)
     double power
 
 
@@ -167,15 +167,19 @@ cdef void _norm_span(const floating* g, Py_ssize_t lo, Py_ssize_t hi, int kind, 
 cdef void _norm_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef NormWork* w = <NormWork*>work
     cdef Py_ssize_t a = lo, b, block, first = w.offset // BLOCK
+    cdef float widened[BLOCK]
     while a < hi:  # one piece per block (a chunk is whole blocks: one thread writes each piece)
         block = (w.offset + a) // BLOCK
         b = (block + 1) * BLOCK - w.offset
         if b > hi:
             b = hi
-        if w.single:
+        if w.format == FO_F32:
             _norm_span(<const float*>w.g, a, b, w.kind, w.power, w.partials + (block - first))
-        else:
+        elif w.format == FO_F64:
             _norm_span(<const double*>w.g, a, b, w.kind, w.power, w.partials + (block - first))
+        else:  # a 16-bit gradient: its piece widened to float32 (exact), then as float32
+            fo_widen(w.format, <const char*>w.g + a * 2, widened, b - a)
+            _norm_span(<const float*>widened, 0, b - a, w.kind, w.power, w.partials + (block - first))
         a = b
 
 
@@ -193,21 +197,21 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
     cdef tuple G = b.lists[0]
     cdef Py_ssize_t k, n, offset = 0, pieces = 0
     cdef NormWork* w
-    cdef int typenum
+    cdef int fmt
     starts = []
     for k in range(len(G)):
         arr = G[k]
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"grads[{k}] must be a numpy.ndarray, got {type(arr).__name__}")
-        typenum = cnp.PyArray_TYPE(<cnp.ndarray>arr)
-        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-            raise TypeError(f"grads[{k}] has dtype {arr.dtype}, expected float32 or float64")
+        fmt = b.format_of(arr)
+        if fmt < 0:
+            raise TypeError(f"grads[{k}] has dtype {arr.dtype}, expected float32, float64, bfloat16 or float16")
         n = cnp.PyArray_SIZE(<cnp.ndarray>arr)
         w = <NormWork*>(b.works + b.count * b.size)
         memset(w, 0, b.size)
-        w.g = batch_data(b, arr, typenum == cnp.NPY_FLOAT, n, False, 0, k)
+        w.g = batch_data(b, arr, fmt, n, False, 0, k)
         w.head = work_head(_norm_chunk, NULL)
-        w.single, w.kind, w.power, w.offset, w.grad_scale = typenum == cnp.NPY_FLOAT, kind, power, offset, 1.0
+        w.format, w.kind, w.power, w.offset, w.grad_scale = fmt, kind, power, offset, 1.0
         starts.append(pieces)
         if n:
             pieces += (offset + n - 1) // BLOCK - offset // BLOCK + 1
@@ -233,11 +237,11 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
 def _finite(double total, int kind, tuple grads):
     """No element is NaN or infinite. A finite sum says so (NaN and inf propagate through squares,
     absolute values, powers and maxima); so does a non-finite one, but for a sum that overflowed from
-    finite elements, which only float64 squares, sums or powers can (float32 ones cannot reach double's
+    finite elements, which only float64 squares, sums or powers can (float32 and 16-bit ones cannot reach double's
     range; a maximum cannot overflow): those are checked element by element."""
     if total == total and total != float("inf"):
         return True
-    if kind == MAXIMUM or (kind != POWERS and all(cnp.PyArray_TYPE(<cnp.ndarray>g) == cnp.NPY_FLOAT for g in grads)):
+    if kind == MAXIMUM or (kind != POWERS and all(cnp.PyArray_TYPE(<cnp.ndarray>g) != cnp.NPY_DOUBLE for g in grads)):
         return False
     return all(bool(np.isfinite(g).all()) for g in grads)
 

@@ -35,6 +35,7 @@ from fastopt._registry import BY_NAME, CASES
 from fastopt._timing import compare
 from fastopt.cli import percentile, print_header, print_row
 from fastopt.cli.loops import loop_tables
+from fastopt.cli.precision import precision_table
 
 DTYPES = ["float32", "float64"]
 SIZES = [1_000, 100_000, 1_000_000]
@@ -683,6 +684,7 @@ def run_bench(args, parser):
     torch_table(torch, threads, args)
     loop_tables(torch, args, SUMMARY)
     toolkit_table(args)
+    precision_table(torch, threads, args, SUMMARY)
     busy_table(torch, args)
     print()
     print("Summary (below 1: fastopt faster): " + "; ".join(SUMMARY))

@@ -5,7 +5,7 @@ Each function has the same signature, math and line order as its compiled twin i
 ``step`` passed as a 1-element buffer; ``adam_group`` on lists of tensors; ``adam_batch`` checks a list
 and returns its work for ``run``). ``n_threads`` is checked and ignored. ``backend="numpy"`` on any optimizer runs these instead of the kernels.
 """
-from ._util import Batch, run
+from ._util import Batch, attach, run
 from .tools import ema_update, grad_norm
 from .adam import adam, adam_batch, adam_group, adamax, adamax_batch, adamax_group, nadam, nadam_batch, nadam_group
 from .floor import floor, floor_batch, floor_group

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from ._formats import check_masters, format_of, is_16bit, item_keys, staged
+
 
 def effective_grad(grad, param, maximize, weight_decay, grad_scale=1.0):
     """The gradient every rule starts from: ``run``'s gradient scale with ``maximize``'s sign, then L2
@@ -35,23 +37,39 @@ COUNTERS = ("steps", "mu_products")  # per-tensor scalar state: 1-element buffer
 
 
 class Batch:
-    """The checked work of one reference ``*_group`` call: ``rule(*args, **hyper)`` per tensor."""
+    """The checked work of one reference ``*_group`` call: ``rule(*args, **hyper)`` per tensor, and
+    the masters ``attach`` gave its params."""
 
     def __init__(self, rule, work, hyper):
-        self.rule, self.work, self.hyper = rule, work, hyper
+        self.rule, self.work, self.hyper, self.masters = rule, work, hyper, None
 
     def __len__(self):
         return len(self.work)
 
-    def run(self, grad_scale=1.0):
-        for args in self.work:
-            self.rule(*args, **self.hyper, grad_scale=grad_scale)
+    def run(self, grad_scale=1.0, keys=None):
+        for j, args in enumerate(self.work):
+            key = None if keys is None else keys[j]
+            master = None if self.masters is None else (self.masters[0], self.masters[1][j])
+            if master is not None or any(is_16bit(a) for a in args):
+                staged(self.rule, args, self.hyper, grad_scale, key, master)
+            else:
+                self.rule(*args, **self.hyper, grad_scale=grad_scale)
 
 
-def run(batches, n_threads=1, grad_scale=1.0):
+def attach(batch, kind, masters):
+    """The runtime's ``attach``: float32 masters for the batch's params (see the kernels')."""
+    if not isinstance(batch, Batch):
+        raise TypeError(f"attach() takes a Batch, got {type(batch).__name__}")
+    batch.masters = (kind, check_masters([args[0] for args in batch.work], kind, masters))
+
+
+def run(batches, n_threads=1, grad_scale=1.0, rounding_seed=None):
     """Run ``batches`` (one ``Batch`` or a sequence), in order, every gradient multiplied by
-    ``grad_scale`` as it is read. ``n_threads`` is checked and ignored."""
+    ``grad_scale`` as it is read; ``rounding_seed``: stochastic rounding of bfloat16 stores, with the
+    runtime's keys. ``n_threads`` is checked and ignored."""
     grad_scale = real(grad_scale)
+    if rounding_seed is not None and (isinstance(rounding_seed, bool) or not isinstance(rounding_seed, numbers.Integral)):
+        raise TypeError(f"rounding_seed must be an int or None, got {type(rounding_seed).__name__}")
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(f"n_threads must be a positive int, got {type(n_threads).__name__}")
     if n_threads < 1:
@@ -60,8 +78,12 @@ def run(batches, n_threads=1, grad_scale=1.0):
     for batch in batches:
         if not isinstance(batch, Batch):
             raise TypeError(f"run() takes Batch objects, got {type(batch).__name__}")
+    count = sum(len(batch) for batch in batches)
+    keys = None if rounding_seed is None else item_keys(rounding_seed, count)
+    done = 0
     for batch in batches:
-        batch.run(grad_scale)
+        batch.run(grad_scale, None if keys is None else keys[done:done + len(batch)])
+        done += len(batch)
 
 
 def _label(name, k):
@@ -131,8 +153,9 @@ def tensors(names, lists, required, check_overlap=True, indexed=True):
         label = _label(names[0], k if indexed else -1)
         if not isinstance(p, np.ndarray):
             raise TypeError(f"{label} must be a numpy.ndarray, got {type(p).__name__}")
-        if p.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{label} has dtype {p.dtype}, expected float32 or float64")
+        if format_of(p) is None and p.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{label} has dtype {p.dtype}, expected float32, float64, bfloat16 (ml_dtypes) "
+                            "or float16")
         args = [k]
         for i, (name, values) in enumerate(zip(names, converted)):
             if values is None:
@@ -142,9 +165,16 @@ def tensors(names, lists, required, check_overlap=True, indexed=True):
             n = 1 if counter else p.size
             label = _label(name, k if indexed else -1)
             write = i != 1
-            dtype = p.dtype  # a counter is float32 or float64 whatever its param's dtype (as the kernels)
+            # a counter is float32 or float64 whatever its param's dtype (as the kernels): by default
+            # float32 for a 16-bit param
+            dtype = np.dtype(np.float32) if counter and is_16bit(p) else p.dtype
             if counter and getattr(values[k], "dtype", None) in (np.float32, np.float64):
                 dtype = values[k].dtype
+            elif i >= 2 and not counter:  # state: float32 for a 16-bit param, bfloat16 for a float32 or float16 one
+                fmt, param_fmt = format_of(values[k]), format_of(p)
+                if (fmt == "float32" and param_fmt in ("bfloat16", "float16")
+                        or fmt == "bfloat16" and param_fmt in ("float32", "float16")):
+                    dtype = values[k].dtype
             try:
                 arr = _flat(values[k], dtype, n, write, label)
             except ValueError as exc:

@@ -5,19 +5,26 @@ array dtype (NEP 50) exactly as the kernel casts them; float32 results are bit-i
 """
 import numpy as np
 
+from ._formats import round_scalar
 from ._util import Batch, effective_grad, real, run, tensors
 
 
 def _adagrad(param, grad, step, state_sum, *, lr, lr_decay, eps, weight_decay, maximize,
-             grad_scale=1.0):
-    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt)."""
+             grad_scale=1.0, storage=None):
+    """One Adagrad step in place, as torch.optim.Adagrad (eps outside the sqrt). ``storage``: the
+    param's format, for a 16-bit one (``staged``)."""
     step += 1                                                                   # t
     t = float(step.reshape(-1)[0])
-    neg_clr = -(lr / (1.0 + (t - 1.0) * lr_decay))                              # clr
-    g = effective_grad(grad, param, maximize, weight_decay, grad_scale)         # g_t
+    # a 16-bit param meets clr, eps and weight_decay rounded to its format, as torch's fused Adagrad
+    neg_clr = -round_scalar(lr / (1.0 + (t - 1.0) * lr_decay), storage)        # clr
+    eps_used, wd_used = round_scalar(eps, storage), round_scalar(weight_decay, storage)
+    g = effective_grad(grad, param, maximize, wd_used, grad_scale)             # g_t
     s = state_sum + g * g                                                       # s_t
     state_sum[...] = s
-    param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps)                     # p_t
+    param[...] = param + (neg_clr * g) / (np.sqrt(s) + eps_used)                # p_t
+
+
+_adagrad.takes_storage = True
 
 
 def _rmsprop(param, grad, step, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay,

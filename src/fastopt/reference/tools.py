@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ._formats import is_16bit, widen
 from ._util import Batch, real, run, tensors
 
 from .._validation import ABSOLUTE, MAXIMUM, POWERS, SQUARES, norm_kind
@@ -57,7 +58,7 @@ def _finite(total, kind, grads):
     sum (or any sum of powers) may have overflowed from finite elements: then element by element."""
     if np.isfinite(total):
         return True
-    if kind == MAXIMUM or (kind != POWERS and all(g.dtype == np.float32 for g in grads)):
+    if kind == MAXIMUM or (kind != POWERS and all(g.dtype != np.float64 for g in grads)):
         return False
     return all(bool(np.isfinite(g).all()) for g in grads)
 
@@ -72,13 +73,13 @@ def grad_norm(grads, norm_type=2.0, n_threads=1):
     for k, g in enumerate(present):
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{k}] must be a numpy.ndarray, got {type(g).__name__}")
-        if g.dtype.newbyteorder("=") not in (np.float32, np.float64):  # byte order: the layout check
-            raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32 or float64")
+        if g.dtype.newbyteorder("=") not in (np.float32, np.float64) and not is_16bit(g):  # byte order: the layout check
+            raise TypeError(f"grads[{k}] has dtype {g.dtype}, expected float32, float64, bfloat16 or float16")
         if not (g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative):
             raise ValueError(f"grads[{k}] must be C-contiguous, aligned and in native byte order")
     pieces, offset = [], 0
     for g in present:
-        flat = g.reshape(-1)
+        flat = widen(g).reshape(-1) if is_16bit(g) else g.reshape(-1)  # 16-bit: as float32 (exact)
         a = 0
         while a < flat.size:
             b = min(flat.size, ((offset + a) // BLOCK + 1) * BLOCK - offset)

@@ -1,0 +1,138 @@
+/* The storage formats of fastopt's arrays: the one place that knows how a format is loaded and stored.
+ *
+ * A rule's loop only ever sees float32 or float64 values. An array stored in a 16-bit format (bfloat16,
+ * float16) is staged: a block of it is widened into a float32 scratch buffer in L1, the rule runs on the
+ * scratch, and what the rule wrote is rounded back (fastopt/_kernels/_util.pxd, ``staged_chunk``). The
+ * conversions below are exact where they can be (widening) and round to nearest even otherwise, as
+ * torch's c10::BFloat16 and c10::Half do, so a finite value gets torch's bits; every ISA variant runs the
+ * same integer and float operations (compiled with -ffp-contract=off), so it gets the same bits too.
+ *
+ * NumPy twin: fastopt/reference/_formats.py (the same integer sequences in uint32 arithmetic).
+ */
+#ifndef FASTOPT_FORMATS_H
+#define FASTOPT_FORMATS_H
+
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+/* The formats (fastopt._kernels._runtime.FORMATS names them, in this order). The last two are a
+   parameter's with a float32 master: FO_SPLIT, a bfloat16 array (the high halves) and its low halves
+   (int16) that together are the float32 master; FO_MASTER, a float32 master array rounded into the
+   16-bit parameter at every store. */
+enum { FO_F32 = 0, FO_F64 = 1, FO_BF16 = 2, FO_F16 = 3, FO_SPLIT = 4, FO_MASTER = 5 };
+
+static inline uint32_t fo_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float fo_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* bfloat16: the high half of a float32. Widening is exact. Rounding: to nearest, ties to even; a NaN
+   becomes 0x7FC0 (c10::BFloat16's scalar rule: its payload and sign are not kept); a finite value may
+   round to +-inf, as in torch. */
+static inline float fo_bf16_to_f32(uint16_t h) { return fo_float((uint32_t)h << 16); }
+static inline uint16_t fo_f32_to_bf16(float f) {
+    uint32_t u = fo_bits(f);
+    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(f != f ? 0x7FC0u : rounded);
+}
+
+/* float16 (IEEE binary16): the branch-free conversions of Marat Dukhan's FP16 library (MIT; the same
+   code as c10::detail::fp16_ieee_to_fp32_value / fp16_ieee_from_fp32_value), exact widening and
+   round-to-nearest-even narrowing through the float unit, subnormals included; a NaN becomes 0x7E00
+   with its sign (payload not kept). */
+static inline float fo_f16_to_f32(uint16_t h) {
+    const uint32_t w = (uint32_t)h << 16;
+    const uint32_t sign = w & 0x80000000u;
+    const uint32_t two_w = w + w;
+    const float normalized = fo_float((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+    const float denormalized = fo_float((two_w >> 17) | (126u << 23)) - 0.5f;
+    return fo_float(sign | (two_w < (1u << 27) ? fo_bits(denormalized) : fo_bits(normalized)));
+}
+static inline uint16_t fo_f32_to_f16(float f) {
+    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+    const uint32_t w = fo_bits(f);
+    const uint32_t shl1_w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = fo_float((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = fo_bits(base);
+    const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+    return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+/* A hyperparameter as torch's fused kernels for 16-bit parameters meet it where they write
+   ``scalar_t(value)`` (FusedAdagradKernel.cpp): rounded to float, then to the parameter's format. */
+static inline double fo_round_scalar(double x, int format) {
+    if (format == FO_BF16) return fo_bf16_to_f32(fo_f32_to_bf16((float)x));
+    if (format == FO_F16) return fo_f16_to_f32(fo_f32_to_f16((float)x));
+    return x;
+}
+
+/* A counter-based hash (murmur3's finalizer over key ^ i * golden ratio): the random bits of stochastic
+   rounding, a function of (key, element) only, so they do not depend on blocks or threads. */
+static inline uint32_t fo_hash(uint32_t key, uint32_t i) {
+    uint32_t h = key ^ (i * 0x9E3779B9u);
+    h ^= h >> 16; h *= 0x85EBCA6Bu; h ^= h >> 13; h *= 0xC2B2AE35u; h ^= h >> 16;
+    return h;
+}
+
+/* bfloat16, stochastic: up with probability (u & 0xFFFF) / 65536 (torchao's _fp32_to_bf16_sr), from 16
+   random bits of element `first + i` of the array; NaN as to nearest. */
+static void fo_narrow_sr(const float* src, uint16_t* d, Py_ssize_t n, uint32_t key, Py_ssize_t first) {
+    uint32_t k = (first >> 32) ? fo_hash(key, (uint32_t)((uint64_t)first >> 32)) : key;
+    uint32_t base = (uint32_t)first;  /* blocks never cross a multiple of 2^32 elements */
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u = fo_bits(src[i]);
+        uint32_t r = fo_hash(k, base + (uint32_t)i) >> 16;
+        d[i] = (uint16_t)(src[i] != src[i] ? 0x7FC0u : (u + r) >> 16);
+    }
+}
+
+/* Split masters: a float32 value u is the bfloat16 h = u rounded to nearest (ties away from zero) and the
+   int16 l = u - (h << 16), exactly; NaN is 0x7FC0 and 0. */
+static void fo_join(const uint16_t* hi, const uint16_t* lo, float* dst, Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) dst[i] = fo_float(((uint32_t)hi[i] << 16) + (uint32_t)(int32_t)(int16_t)lo[i]);
+}
+
+static void fo_split(const float* src, uint16_t* hi, uint16_t* lo, Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u = fo_bits(src[i]);
+        uint32_t h = (u + 0x8000u) >> 16;
+        int nan = src[i] != src[i];
+        hi[i] = (uint16_t)(nan ? 0x7FC0u : h);
+        lo[i] = (uint16_t)(nan ? 0u : u - (h << 16));
+    }
+}
+
+/* Whole blocks (the loops the staging runs; each vectorizes). */
+static void fo_widen(int format, const void* src, float* dst, Py_ssize_t n) {
+    const uint16_t* s = (const uint16_t*)src;
+    Py_ssize_t i;
+    if (format == FO_BF16) { for (i = 0; i < n; i++) dst[i] = fo_bf16_to_f32(s[i]); }
+    else { for (i = 0; i < n; i++) dst[i] = fo_f16_to_f32(s[i]); }
+}
+
+static void fo_narrow(int format, const float* src, void* dst, Py_ssize_t n) {
+    uint16_t* d = (uint16_t*)dst;
+    Py_ssize_t i;
+    if (format == FO_BF16) { for (i = 0; i < n; i++) d[i] = fo_f32_to_bf16(src[i]); }
+    else { for (i = 0; i < n; i++) d[i] = fo_f32_to_f16(src[i]); }
+}
+
+/* Store float32 values into a 16-bit array: to nearest, or stochastically (bfloat16; `key`: the
+   array's stream, `first`: the element index of src[0] in the array). */
+static void fo_store16(int format, const float* src, void* dst, Py_ssize_t n, int stochastic, uint32_t key,
+                       Py_ssize_t first) {
+    if (stochastic && format == FO_BF16) fo_narrow_sr(src, (uint16_t*)dst, n, key, first);
+    else fo_narrow(format, src, dst, n);
+}
+
+/* The bytes of one element of each format (a master's: its float32 master's). */
+static inline Py_ssize_t fo_itemsize(int format) {
+    return format == FO_F64 ? 8 : ((format == FO_F32 || format == FO_MASTER) ? 4 : 2);
+}
+
+#endif /* FASTOPT_FORMATS_H */

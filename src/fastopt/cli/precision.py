@@ -1,0 +1,102 @@
+"""The precision table of ``python -m fastopt bench``: Adam's step in fewer bytes than float32's.
+
+One parameter array of ``PRECISION_SIZE`` elements, interleaved rounds, medians; every row against
+fastopt's float32 step, the bfloat16 row also against its own floor (the floor kernel over the same
+bytes: float32 arrays of half the length) and torch's fused bfloat16 Adam. Bytes per element count what
+one step reads and writes (docs/precision.md).
+"""
+import numpy as np
+
+from fastopt import kernels
+from fastopt._config import get_num_threads, set_num_threads
+from fastopt._timing import compare
+from fastopt.adam import Adam
+from fastopt.cli import print_header, print_row
+
+PRECISION_SIZE = 10_000_000
+
+# (row, param dtype name, options, bytes per element: read + written)
+ROWS = [
+    ("float32", "float32", {}, 28),
+    ("bf16", "bfloat16", {}, 14),
+    ("bf16 stochastic", "bfloat16", {"rounding": "stochastic", "seed": 0}, 14),
+    ("bf16, f32 state", "bfloat16", {"state_dtype": "float32"}, 22),
+    ("bf16 split", "bfloat16", {"master_weights": "split"}, 26),
+    ("f32, bf16 state", "float32", {"state_dtype": "bfloat16"}, 20),
+]
+
+
+def _dtype(name):
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def precision_steps(size, torch=None):
+    """Zero-argument steps: fastopt's Adam for every row, the floor of the bfloat16 row ("bf16 floor":
+    2 state arrays, float32 of size/2: the same bytes) and torch's fused bfloat16 Adam when torch is
+    given."""
+    rng = np.random.default_rng(0)
+    p32 = rng.standard_normal(size, dtype=np.float32)
+    g32 = (0.01 * rng.standard_normal(size, dtype=np.float32))
+    steps = {}
+    for name, dtype, options, _ in ROWS:
+        p, g = p32.astype(_dtype(dtype)), g32.astype(_dtype(dtype))
+        opt = Adam([p], lr=1e-4, **options)
+        opt.step([g])
+        steps[name] = lambda opt=opt, g=g: opt.step([g])
+    half = size // 2
+    floor_arrays = [p32[:half].copy(), g32[:half].copy(), np.zeros(half, np.float32), np.zeros(half, np.float32)]
+    steps["bf16 floor"] = lambda a=floor_arrays: kernels.run(
+        kernels.floor_batch([a[0]], [a[1]], [a[2]], [a[3]], None, False), get_num_threads())
+    if torch is not None:
+        tp = torch.from_numpy(p32).to(torch.bfloat16)
+        tp.grad = torch.from_numpy(g32).to(torch.bfloat16)
+        topt = torch.optim.Adam([tp], lr=1e-4, fused=True)
+        topt.step()
+        steps["torch fused bf16"] = topt.step
+    return steps
+
+
+def precision_table(torch, threads, args, summary):
+    """Adam at PRECISION_SIZE elements on each thread count: every format against fastopt float32."""
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        print("\nPrecision: skipped (bfloat16 needs ml_dtypes: pip install \"fastopt[bf16]\")")
+        return
+    size = 200_000 if args.quick else PRECISION_SIZE
+    print()
+    print(f"Precision: Adam, n = {size:.0e}, one array; x f32: time over fastopt float32 (< 1: faster); "
+          "bytes: read + written per element")
+    print("  (goals at 1e7: bf16 x f32 <= 0.55, bf16 x its floor <= 1.05, bf16 x torch fused bf16 <= 0.5)")
+    header = ["threads", "variant", "bytes", "time", "x f32", "GB/s"]
+    widths = [7, 18, 5, 9, 6, 6]
+    print_header(header, widths, left=2)
+    saved = get_num_threads()
+    saved_torch = torch.get_num_threads() if torch is not None else None
+    nbytes = {name: b for name, _, _, b in ROWS}
+    nbytes["bf16 floor"] = 14
+    nbytes["torch fused bf16"] = 14
+    try:
+        for n in threads:
+            set_num_threads(n)
+            if torch is not None:
+                torch.set_num_threads(n)
+            result = compare(precision_steps(size, torch), baseline="float32", rounds=3 if args.quick else 9,
+                             target=0.0)
+            for name, seconds in result.medians.items():
+                print_row([str(n), name, str(nbytes[name]), f"{seconds * 1e3:.2f} ms",
+                           f"{result.ratio(name, 'float32'):.2f}", f"{nbytes[name] * size / seconds / 1e9:.1f}"],
+                          widths, left=2)
+            line = (f"{n} thread{'s' if n > 1 else ''}: bf16/f32 {result.ratio('bf16', 'float32'):.2f}, "
+                    f"bf16/its floor {result.ratio('bf16', 'bf16 floor'):.2f}")
+            if "torch fused bf16" in result.medians:
+                line += f", bf16/torch fused bf16 {result.ratio('bf16', 'torch fused bf16'):.2f}"
+            print("  " + line)
+            summary.append("precision " + line)
+    finally:
+        set_num_threads(saved)
+        if torch is not None:
+            torch.set_num_threads(saved_torch)
