@@ -1,6 +1,7 @@
 """16-bit parameters (bfloat16 from ml_dtypes, NumPy's float16): every rule computes in float32 and rounds
 its stores to nearest even, as torch's fused CPU optimizers; the kernels against their NumPy twins bit for
-bit, the rounding against ml_dtypes' and NumPy's casts, and fastopt.torch against torch.optim."""
+bit, the rounding against ml_dtypes' and NumPy's casts, and the precision options
+(tests/test_formats_torch.py: fastopt.torch against torch.optim)."""
 import numpy as np
 import pytest
 from _helpers import CONFIGS
@@ -12,7 +13,6 @@ from fastopt.reference import _formats as ref_formats
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 HALF = [pytest.param(ml_dtypes.bfloat16, id="bfloat16"), pytest.param(np.float16, id="float16")]
-ULP = {"bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}  # the spacing of [1, 2)
 
 
 def bits(a):
@@ -345,116 +345,3 @@ def _resume_after(steps, **options):
 def test_16bit_state_dict_round_trip():
     _, resumed = _resume_after(1)
     assert resumed.state[0]["exp_avg"].dtype == ml_dtypes.bfloat16
-
-
-# -- fastopt.torch against torch.optim ---------------------------------------------------------------
-
-torch = pytest.importorskip("torch")
-import fastopt.torch as fotorch  # noqa: E402
-
-TORCH_HALF = [pytest.param(torch.bfloat16, id="bfloat16"), pytest.param(torch.float16, id="float16")]
-FUSED = [("Adam", {}), ("Adam", {"amsgrad": True, "weight_decay": 0.1, "maximize": True}),
-         ("AdamW", {"weight_decay": 0.1}), ("Adagrad", {}), ("Adagrad", {"lr_decay": 0.01, "weight_decay": 0.1})]
-
-
-def _torch_run(cls, dtype, steps, n=20_011, **kwargs):
-    gen = torch.Generator().manual_seed(0)
-    p = torch.randn(n, generator=gen).to(dtype).requires_grad_()
-    opt = cls([p], lr=0.01, **kwargs)
-    for _ in range(steps):
-        p.grad = (0.1 * torch.randn(n, generator=gen)).to(dtype)
-        opt.step()
-    return p.detach(), opt
-
-
-def _ulps(a, b, dtype, n=20_011):
-    """|a - b| in units of the 16-bit format's spacing at the larger of b and the parameter before the
-    step (where a step cancels a parameter to near 0, float32's rounding of the step shows at b's
-    scale)."""
-    start = torch.randn(n, generator=torch.Generator().manual_seed(0)).to(dtype)
-    a, b = a.double(), b.double()
-    scale = torch.maximum(b.abs(), start.double().abs()).clamp_min(1e-30)
-    spacing = torch.exp2(torch.floor(torch.log2(scale))) * ULP[str(dtype).split(".")[1]]
-    return ((a - b).abs() / spacing).max().item()
-
-
-@pytest.mark.parametrize("dtype", TORCH_HALF)
-@pytest.mark.parametrize(("name", "kwargs"), FUSED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUSED)])
-def test_torch_fused_bits(name, kwargs, dtype):
-    """fastopt.torch against torch.optim(fused=True) on 16-bit params: at least 99.9% of parameters
-    bit-identical after 20 steps, state in the param's dtype; one step from the same state within one
-    ulp (torch's vectorized exp_avg update is a fused multiply-add that fastopt keeps as two roundings)."""
-    ours, opt = _torch_run(getattr(fotorch, name), dtype, 20, **kwargs)
-    theirs, ref = _torch_run(getattr(torch.optim, name), dtype, 20, fused=True, **kwargs)
-    same = (ours.view(torch.int16) == theirs.view(torch.int16)).double().mean().item()
-    assert same >= 0.999, same
-    for key, value in opt.state[opt.param_groups[0]["params"][0]].items():
-        other = ref.state[ref.param_groups[0]["params"][0]][key]
-        assert value.dtype == other.dtype and value.shape == other.shape, key
-    one, _ = _torch_run(getattr(fotorch, name), dtype, 1, **kwargs)
-    two, _ = _torch_run(getattr(torch.optim, name), dtype, 1, fused=True, **kwargs)
-    assert _ulps(one, two, dtype) <= 1.0
-
-
-@pytest.mark.parametrize("dtype", TORCH_HALF)
-def test_torch_sgd_16bit_follows_torch_for_loop(dtype):
-    """torch 2.13's fused SGD on 16-bit CPU params does not update them in its vectorized loop (see
-    docs/precision.md); fastopt.torch.SGD follows torch's for-loop SGD within its per-operation rounding:
-    one step within one ulp of it."""
-    for kwargs in ({"momentum": 0.9}, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, {}):
-        ours, _ = _torch_run(fotorch.SGD, dtype, 1, **kwargs)
-        theirs, _ = _torch_run(torch.optim.SGD, dtype, 1, foreach=False, **kwargs)
-        assert _ulps(ours, theirs, dtype) <= 1.0
-        assert (ours.view(torch.int16) == theirs.view(torch.int16)).double().mean().item() >= 0.9
-
-
-@pytest.mark.parametrize("dtype", TORCH_HALF)
-@pytest.mark.parametrize("name", ["Adam", "SGD", "Adagrad", "RMSprop", "NAdam", "Adadelta", "Adamax"])
-def test_torch_face_matches_numpy_face(name, dtype):
-    """fastopt.torch and fastopt's NumPy classes run the same kernels: the same bits."""
-    kwargs = {"momentum": 0.9} if name == "SGD" else {}
-    p, _ = _torch_run(getattr(fotorch, name), dtype, 4, n=3001, **kwargs)
-    gen = torch.Generator().manual_seed(0)
-    start = torch.randn(3001, generator=gen).to(dtype)
-    as_numpy = fotorch._flat(start).copy()
-    opt = getattr(fastopt, name)([as_numpy], lr=0.01, **kwargs)
-    for _ in range(4):
-        opt.step([fotorch._flat((0.1 * torch.randn(3001, generator=gen)).to(dtype)).copy()])
-    np.testing.assert_array_equal(bits(fotorch._flat(p)), bits(as_numpy))
-
-
-@pytest.mark.parametrize("options", [{"master_weights": "split"}, {"master_weights": "float32"},
-                                     {"rounding": "stochastic", "seed": 2}, {"state_dtype": "float32"},
-                                     {"master_weights": "float32", "rounding": "stochastic", "seed": 9}],
-                         ids=["split", "float32-master", "stochastic", "float32-state", "master-stochastic"])
-@pytest.mark.parametrize("name", ["AdamW", "SGD", "RMSprop"])
-def test_torch_face_precision_options_match_numpy_face(name, options):
-    """The options on fastopt.torch: the same bits as the NumPy class, state in torch's dtypes."""
-    kwargs = {"momentum": 0.9} if name == "SGD" else {}
-    gen = torch.Generator().manual_seed(0)
-    p = torch.randn(3001, generator=gen).to(torch.bfloat16).requires_grad_()
-    start = fotorch._flat(p.detach()).copy()
-    grads = [(0.1 * torch.randn(3001, generator=gen)).to(torch.bfloat16) for _ in range(4)]
-    opt = getattr(fotorch, name)([p], lr=0.01, **kwargs, **options)
-    for g in grads:
-        p.grad = g
-        opt.step()
-    twin = getattr(fastopt, name)([start], lr=0.01, **kwargs, **options)
-    for g in grads:
-        twin.step([fotorch._flat(g).copy()])
-    np.testing.assert_array_equal(bits(fotorch._flat(p.detach())), bits(start))
-    for key, value in opt.state[p].items():
-        mine = twin.state[0][key]
-        assert str(value.dtype).split(".")[1] == mine.dtype.name, key
-        np.testing.assert_array_equal(fotorch._flat(value.reshape(-1)).view(np.uint8), mine.reshape(-1).view(np.uint8))
-
-
-def test_torch_face_rejects_options_that_do_not_fit():
-    p = torch.zeros(3, requires_grad=True)
-    p.grad = torch.ones(3)
-    opt = fotorch.Adam([p], master_weights="split")
-    with pytest.raises(ValueError, match=r"master_weights='split' is for bfloat16 parameters, not params\[0\]"):
-        opt.step()
-    assert torch.equal(p.detach(), torch.zeros(3)) and not opt.state[p]
-    with pytest.raises(ValueError, match="rounding must be"):
-        fotorch.SGD([p], rounding="down")
