@@ -34,6 +34,9 @@ def _optimizers():
         ("RMSprop-centered-momentum", fastopt.RMSprop,
          dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
         ("Adagrad", fastopt.Adagrad, dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
+        # quantized state (its lookup tables and block loops), with stochastic rounding for bfloat16
+        ("AdamW-q8-q4", fastopt.AdamW, dict(lr=0.01, state_dtype={"exp_avg": "q8", "exp_avg_sq": "q4"})),
+        ("SGD-stochastic", fastopt.SGD, dict(lr=0.01, momentum=0.9, rounding="stochastic", seed=1)),
     ]
 
 
@@ -91,6 +94,8 @@ def fingerprint(backend="cython"):
     runs = {}
     for name, cls, kwargs in _optimizers():
         for dtype in dtypes:
+            if ("q8" in name and dtype == "float64") or ("stochastic" in name and dtype in ("float64", "float16")):
+                continue  # (options that do not fit the dtype)
             runs[f"{name}/{dtype}"] = run(cls, kwargs, np.dtype(dtype), backend=backend)
     overall = hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()
     return {"isa": fastopt._kernels.ISA, "runs": runs, "digest": overall}

@@ -124,3 +124,43 @@ def test_torch_face_rejects_options_that_do_not_fit():
     assert torch.equal(p.detach(), torch.zeros(3)) and not opt.state[p]
     with pytest.raises(ValueError, match="rounding must be"):
         fotorch.SGD([p], rounding="down")
+
+
+@pytest.mark.parametrize(("dtype", "state_dtype"), [(torch.float32, "q8"), (torch.bfloat16, "q4"),
+                                                    (torch.float16, {"exp_avg": "q8", "exp_avg_sq": "q4"})])
+def test_torch_face_quantized_state(dtype, state_dtype):
+    """q8/q4 state in fastopt.torch: the NumPy class's bits, a torch.save/torch.load round trip that
+    resumes exactly, and a model.to(dtype) after it (the state follows, dequantized and requantized)."""
+    from fastopt._kernels._runtime import Quantized
+
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(64, 100, generator=gen).to(dtype).requires_grad_()
+    start = fotorch._flat(p.detach()).copy()
+    grads = [(0.1 * torch.randn(64, 100, generator=gen)).to(dtype) for _ in range(4)]
+    opt = fotorch.AdamW([p], lr=0.01, state_dtype=state_dtype)
+    twin = fastopt.AdamW([start], lr=0.01, state_dtype=state_dtype)
+    for g in grads:
+        p.grad = g
+        opt.step()
+        twin.step([fotorch._flat(g).copy()])
+    np.testing.assert_array_equal(bits(fotorch._flat(p.detach())), bits(start))
+    for key in ("exp_avg", "exp_avg_sq"):
+        mine, theirs = opt.state[p][key], twin.state[0][key]
+        assert isinstance(mine, Quantized)
+        np.testing.assert_array_equal(mine.codes, theirs.codes)
+        np.testing.assert_array_equal(mine.absmax, theirs.absmax)
+    import io
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    q = p.detach().clone().requires_grad_()
+    resumed = fotorch.AdamW([q], lr=0.01, state_dtype=state_dtype)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    p.grad, q.grad = grads[0], grads[0].clone()
+    opt.step()
+    resumed.step()
+    assert torch.equal(p, q)
+    plain = fotorch.AdamW([p], lr=0.01)
+    plain.load_state_dict(opt.state_dict())  # quantized state into a plain optimizer: dequantized
+    plain.step()
+    assert plain.state[p]["exp_avg"].dtype == dtype and torch.is_tensor(plain.state[p]["exp_avg"])

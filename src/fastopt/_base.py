@@ -111,6 +111,14 @@ class _Plan:
                  "complete", "written", "checked", "batch", "run")
 
 
+def _saved(value):
+    """A state entry as ``state_dict`` gives it: the live array, or a quantized entry's arrays."""
+    if isinstance(value, _runtime.Quantized):
+        return {"codes": value.codes, "absmax": value.absmax, "qmap": value.qmap, "block_size": value.block_size,
+                "signed": value.is_signed, "shape": value.shape}
+    return value
+
+
 class Optimizer:
     """Base class of fastopt's optimizers, with torch.optim.Optimizer's structure.
 
@@ -143,7 +151,8 @@ class Optimizer:
       int16), together an exact float32 master; ``"float32"`` a float32 copy (``master_param``) rounded
       into the 16-bit param at every step.
     - ``state_dtype=None`` (the param's dtype; float32 with a master), ``"float32"``, ``"bfloat16"``,
-      or a dict of them per state key.
+      ``"q8"``, ``"q4"`` (blockwise 8- and 4-bit codes, bitsandbytes' maps; tensors under 4096
+      elements keep float32), or a dict of them per state key.
     - ``backend="cython"``: ``"numpy"`` runs the pure-NumPy reference of the same math.
 
     One optimizer may be used from several threads: its methods are serialized by a lock.
@@ -174,7 +183,7 @@ class Optimizer:
         Keyword-only. The seed of stochastic rounding (None: drawn from the OS).
     master_weights : {None, "split", "float32"}, default None
         Keyword-only. A float32 master for 16-bit parameters, as described above.
-    state_dtype : None, "float32", "bfloat16" or dict, default None
+    state_dtype : None, "float32", "bfloat16", "q8", "q4" or dict, default None
         Keyword-only. The dtype of the state arrays, as described above.
 
     Attributes
@@ -496,7 +505,7 @@ class Optimizer:
                 for key, value in state.get(position, {}).items():
                     if key in spec:
                         check.state_entry(value, p, position, key, spec[key][1],
-                                          self._precision.entry_dtype(p.dtype, key, spec[key][1]))
+                                          self._precision.entry_dtype(p.dtype, key, spec[key][1], p.size))
                         arrays.append(value)
                         names.append(f"state[{position}][{key!r}]")
                 position += 1
@@ -652,7 +661,8 @@ class Optimizer:
             packed["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(packed)
-        out = {"state": {index: dict(state) for index, state in self.state.items()}, "param_groups": groups}
+        out = {"state": {index: {key: _saved(value) for key, value in state.items()}
+                         for index, state in self.state.items()}, "param_groups": groups}
         if self._precision.rounding == "stochastic":  # to resume the same random bits
             out["rounding"] = {"seed": self._precision.seed, "steps": self._precision.steps}
         return out
@@ -745,7 +755,7 @@ class Optimizer:
         for key, (fill, scalar) in spec.items():
             if key in saved:
                 state[key] = check.state_buffer(saved[key], param, index, key, scalar,
-                                                self._precision.entry_dtype(param.dtype, key, scalar))
+                                                self._precision.entry_dtype(param.dtype, key, scalar, param.size))
             elif fill == "param":  # a master from a checkpoint without one: the param itself
                 state[key] = self._precision.new_entry(param, key, fill, scalar)
             elif fill is not None:

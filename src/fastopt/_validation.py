@@ -8,7 +8,8 @@ import numbers
 
 import numpy as np
 
-from ._formats import entry_dtype, format_of
+from ._formats import QUANTIZED, UNSIGNED_STATE, entry_dtype, format_of, quantized
+from ._kernels._runtime import Quantized
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -151,6 +152,13 @@ def state_entry(value, p, index, key, scalar, expected=None):
     counters: float32) and the parameter's shape (one element for a counter), C-contiguous and
     writeable."""
     what = f"state[{index}][{key!r}]"
+    if expected in QUANTIZED:
+        if not isinstance(value, Quantized):
+            raise TypeError(f"{what} must be {expected} state (fastopt's Quantized), got {type(value).__name__}")
+        if value.format != expected or value.size != p.size:
+            raise ValueError(f"{what} is {value.format} state of {value.size} elements, expected {expected} "
+                             f"of {p.size} (the size of params[{index}])")
+        return
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{what} must be a numpy.ndarray, got {type(value).__name__}")
     expected = entry_dtype(p.dtype, scalar) if expected is None else expected
@@ -167,10 +175,29 @@ def state_entry(value, p, index, key, scalar, expected=None):
         raise ValueError(f"{what} is read-only; the optimizer updates its state in place")
 
 
+def _quantized_from_dict(saved, p, index, key):
+    """A ``Quantized`` from its state_dict form (codes, absmax, qmap, block_size, signed)."""
+    try:
+        return Quantized(np.array(saved["codes"], dtype=np.uint8, copy=True),
+                         np.array(saved["absmax"], dtype=np.float32, copy=True), saved["qmap"],
+                         tuple(saved.get("shape", p.shape)), bool(saved.get("signed", True)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"state of params[{index}]: {key!r} is not a quantized state ({exc})") from None
+
+
 def state_buffer(value, p, index, key, scalar, dtype=None):
     """A loaded state entry as a fresh C-contiguous array of ``dtype`` (by default the parameter's; a
     16-bit one's counters: float32): a 0-d counter for scalar state (``step``, ``mu_product``), the
     parameter's shape otherwise."""
+    if isinstance(value, dict) and "codes" in value:  # a quantized entry of a state_dict
+        value = _quantized_from_dict(value, p, index, key)
+    if dtype in QUANTIZED:
+        if isinstance(value, Quantized) and value.format == dtype and value.size == p.size:
+            return Quantized(value.codes.copy(), value.absmax.copy(), value.qmap, p.shape, value.is_signed)
+        values = state_buffer(value, p, index, key, False, np.dtype(np.float32))  # quantize what it holds
+        return quantized(values, dtype, key not in UNSIGNED_STATE, p.shape)
+    if isinstance(value, Quantized):
+        value = value.dequantize()
     try:
         # asarray first: torch tensors' __array__ takes no copy keyword; then one C-contiguous copy
         dtype = entry_dtype(p.dtype, scalar) if dtype is None else dtype

@@ -50,8 +50,9 @@ from torch.optim import optimizer as _torch_optimizer
 from . import _validation as check
 from . import kernels
 from ._config import get_num_threads
-from ._formats import STATE_KEYS, Precision
+from ._formats import QUANTIZED, STATE_KEYS, UNSIGNED_STATE, Precision, quantized
 from ._kernels import _runtime
+from ._kernels._runtime import Quantized
 from .adadelta import Adadelta as _Adadelta
 from .adagrad import Adagrad as _Adagrad
 from .adam import Adam as _Adam
@@ -191,6 +192,16 @@ def _tensor_like(value, p, what, scalar, dtype=None):
     ``dtype`` (by default p's; False: laid out differently, or of another floating dtype, as after
     ``model.to(dtype)``); raises for a tensor no step should touch."""
     dtype = p.dtype if dtype is None else dtype
+    if isinstance(value, Quantized) or dtype in QUANTIZED:  # quantized state: used as it is, or converted
+        if isinstance(value, Quantized) and value.size != p.numel():
+            _shape_error(what, value, p)
+        if isinstance(value, Quantized) and value.format == dtype:
+            return True
+        if not isinstance(value, (Quantized, torch.Tensor)):
+            raise TypeError(f"{what} must be a torch.Tensor or quantized state, got {type(value).__name__}")
+        if isinstance(value, torch.Tensor) and value.shape != p.shape:
+            _shape_error(what, value, p)
+        return False
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
     if value.device.type != "cpu" or value.layout is not torch.strided:
@@ -390,7 +401,22 @@ class Optimizer(torch.optim.Optimizer):
         return {**self._impl._state_spec(values), **self._precision.extra_spec()}
 
     def _entry_dtype(self, p, key, scalar):
-        return _TORCH_DTYPE[self._precision.entry_dtype(_numpy_dtype(p.dtype), key, scalar).name]
+        """The torch dtype of a state entry, or "q8"/"q4" for quantized state."""
+        fmt = self._precision.entry_dtype(_numpy_dtype(p.dtype), key, scalar, p.numel())
+        return fmt if fmt in QUANTIZED else _TORCH_DTYPE[fmt.name]
+
+    def _relaid(self, old, p, key):
+        """State entry ``old`` as this step wants it: in p's layout and dtype, or quantized."""
+        dtype = self._entry_dtype(p, key, False)
+        if isinstance(old, Quantized):
+            values = old.dequantize().reshape(-1)  # (in p's memory order, as every state array)
+        else:
+            values = _flat(torch.empty_like(p, dtype=torch.float32, requires_grad=False).copy_(old.detach()))
+        if dtype in QUANTIZED:
+            return quantized(values, dtype, key not in UNSIGNED_STATE, tuple(p.shape))
+        out = torch.empty_like(p, dtype=dtype, requires_grad=False)
+        _flat(out)[...] = values
+        return out
 
     def _kernel_args(self, values):
         kwargs = self._impl._kernel_kwargs(values)
@@ -437,6 +463,9 @@ class Optimizer(torch.optim.Optimizer):
                 value = torch.tensor(0.0 if fill is None else fill, dtype=_scalar_dtype(fused))
             elif fill == "param":  # a float32 master: the param, widened
                 value = torch.empty_like(p, dtype=torch.float32, requires_grad=False).copy_(p.detach())
+            elif self._entry_dtype(p, key, False) in QUANTIZED:
+                value = quantized(np.float32(0.0 if fill is None else fill), self._entry_dtype(p, key, False),
+                                  key not in UNSIGNED_STATE, tuple(p.shape))
             else:
                 value = torch.full_like(p, 0.0 if fill is None else fill, memory_format=torch.preserve_format,
                                         dtype=self._entry_dtype(p, key, False), requires_grad=False)
@@ -444,9 +473,7 @@ class Optimizer(torch.optim.Optimizer):
             created.setdefault(p, []).append(key)
         for p, key, scalar in relaid:  # the same values, in the parameter's layout
             old = self.state[p][key]
-            self.state[p][key] = (old.detach().clone().reshape(()) if scalar
-                                  else torch.empty_like(p, dtype=self._entry_dtype(p, key, False),
-                                                        requires_grad=False).copy_(old.detach()))
+            self.state[p][key] = old.detach().clone().reshape(()) if scalar else self._relaid(old, p, key)
         try:
             plan = self._plan_for(groups, stepped, idle, grads, bounds, specs, frozen, keys)
         except BaseException:
@@ -506,7 +533,8 @@ class Optimizer(torch.optim.Optimizer):
                 column = []
                 for p in stepped[lo:hi]:
                     value = self.state[p][key]
-                    view = value.detach().numpy() if spec[key][1] else _flat(value)
+                    view = (value if isinstance(value, Quantized)
+                            else value.detach().numpy() if spec[key][1] else _flat(value))
                     column.append(view)
                     arrays.append(view)
                     labels.append(f"params[{position[id(p)]}] state {key!r}")

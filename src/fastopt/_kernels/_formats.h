@@ -20,7 +20,7 @@
    parameter's with a float32 master: FO_SPLIT, a bfloat16 array (the high halves) and its low halves
    (int16) that together are the float32 master; FO_MASTER, a float32 master array rounded into the
    16-bit parameter at every store. */
-enum { FO_F32 = 0, FO_F64 = 1, FO_BF16 = 2, FO_F16 = 3, FO_SPLIT = 4, FO_MASTER = 5 };
+enum { FO_F32 = 0, FO_F64 = 1, FO_BF16 = 2, FO_F16 = 3, FO_SPLIT = 4, FO_MASTER = 5, FO_Q8 = 6, FO_Q4 = 7 };
 
 static inline uint32_t fo_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float fo_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
@@ -120,6 +120,92 @@ static void fo_narrow(int format, const float* src, void* dst, Py_ssize_t n) {
     Py_ssize_t i;
     if (format == FO_BF16) { for (i = 0; i < n; i++) d[i] = fo_f32_to_bf16(src[i]); }
     else { for (i = 0; i < n; i++) d[i] = fo_f32_to_f16(src[i]); }
+}
+
+/* Quantized state (q8, q4): blocks of `block` elements (256, 128), each a float32 absmax and one code per
+   element (q8: a byte; q4: a nibble, the even element in the high one), a code c standing for
+   qmap[c] * absmax (bitsandbytes' and torchao's blockwise dynamic quantization). A value x of a block
+   is coded as the nearest entry of the sorted qmap to x * (1 / absmax), ties up: the first code whose
+   midpoint to the next exceeds it. `lut` finds it in two compares: lut[k] is that code for the smallest
+   float32 whose top 16 bits are k, and no such interval of float32s holds more than two midpoints
+   (fo_qtable_init checks). */
+typedef struct {
+    float qmap[256];
+    float mid[256];          /* mid[c] = (qmap[c] + qmap[c + 1]) / 2; +inf from the last code on */
+    uint8_t lut[65536];
+    int32_t ncodes, bits, block;
+} fo_qtable;
+
+/* 0, or -1 if an interval holds more than two midpoints (the map is too dense for the two compares). */
+static int fo_qtable_init(fo_qtable* t, const float* qmap, int ncodes, int bits, int block) {
+    int c, k;
+    t->ncodes = ncodes; t->bits = bits; t->block = block;
+    for (c = 0; c < 256; c++) t->qmap[c] = c < ncodes ? qmap[c] : 0.0f;
+    for (c = 0; c < 256; c++) t->mid[c] = c < ncodes - 1 ? (qmap[c] + qmap[c + 1]) * 0.5f : INFINITY;
+    for (k = 0; k < 65536; k++) {
+        uint32_t lo = (uint32_t)k << 16, hi = lo | 0xFFFFu;
+        float first = fo_float(k & 0x8000 ? hi : lo), last = fo_float(k & 0x8000 ? lo : hi);
+        int code = 0, end = 0;
+        while (code < ncodes - 1 && t->mid[code] <= first) code++;  /* NaN: no midpoint is <= it */
+        end = code;
+        while (end < ncodes - 1 && t->mid[end] <= last) end++;
+        if (end - code > 2) return -1;
+        t->lut[k] = (uint8_t)code;
+    }
+    return 0;
+}
+
+static inline int fo_code(const fo_qtable* t, float x) {
+    int c = t->lut[fo_bits(x) >> 16];
+    c += x >= t->mid[c];
+    c += x >= t->mid[c];
+    return c;
+}
+
+/* Dequantize elements [first, first + n) of a quantized array (first: a multiple of its block). */
+static void fo_dequantize(const fo_qtable* t, const uint8_t* codes, const float* absmax, float* dst,
+                          Py_ssize_t first, Py_ssize_t n) {
+    Py_ssize_t i, j;
+    for (j = 0; j < n; j += t->block) {
+        Py_ssize_t m = n - j < t->block ? n - j : t->block;
+        float a = absmax[(first + j) / t->block];
+        if (t->bits == 8) {
+            const uint8_t* c = codes + first + j;
+            for (i = 0; i < m; i++) dst[j + i] = t->qmap[c[i]] * a;
+        } else {
+            for (i = 0; i < m; i++) {
+                Py_ssize_t e = first + j + i;
+                int c = (codes[e >> 1] >> ((e & 1) ? 0 : 4)) & 0xF;
+                dst[j + i] = t->qmap[c] * a;
+            }
+        }
+    }
+}
+
+/* Quantize float32 values into elements [first, first + n) (first: a multiple of the block; n: whole
+   blocks but at the array's end): per block its absmax (NaN if any element is: the block then reads
+   back as NaN), then each code. */
+static void fo_quantize(const fo_qtable* t, const float* src, uint8_t* codes, float* absmax,
+                        Py_ssize_t first, Py_ssize_t n) {
+    Py_ssize_t i, j;
+    for (j = 0; j < n; j += t->block) {
+        Py_ssize_t m = n - j < t->block ? n - j : t->block;
+        float a = 0.0f, inv;
+        for (i = 0; i < m; i++) { float v = fabsf(src[j + i]); a = (a >= v) | (a != a) ? a : v; }
+        absmax[(first + j) / t->block] = a;
+        inv = a == 0.0f ? 0.0f : 1.0f / a;
+        if (t->bits == 8) {
+            uint8_t* c = codes + first + j;
+            for (i = 0; i < m; i++) c[i] = (uint8_t)fo_code(t, src[j + i] * inv);
+        } else {
+            for (i = 0; i < m; i += 2) {
+                Py_ssize_t e = first + j + i;
+                int hi = fo_code(t, src[j + i] * inv);
+                int lo = i + 1 < m ? fo_code(t, src[j + i + 1] * inv) : 0;
+                codes[e >> 1] = (uint8_t)((hi << 4) | lo);
+            }
+        }
+    }
 }
 
 /* Store float32 values into a 16-bit array: to nearest, or stochastically (bfloat16; `key`: the

@@ -12,7 +12,7 @@ cdef enum:
     # The most arrays of one work item that a staged chunk converts (_util.pxd's ``staged_chunk``), and
     # the largest work struct it copies, in 8-byte words.
     SLOTS = 8
-    WORK_WORDS = 64
+    WORK_WORDS = 128
 
 ctypedef struct WorkHead:
     # Every work struct starts with this (the pool reads it as its ``fo_head``).
@@ -34,8 +34,11 @@ ctypedef struct WorkHead:
     int slot_format[SLOTS]
     bint slot_write[SLOTS]
     int slot_salt[SLOTS]
-    void* slot_aux[SLOTS]       # FO_SPLIT: the low halves; FO_MASTER: the 16-bit param
+    void* slot_aux[SLOTS]       # FO_SPLIT: the low halves; FO_MASTER: the 16-bit param; FO_Q8/Q4: absmax
     int slot_aux_format[SLOTS]  # FO_MASTER: the param's format
+    const void* slot_table[SLOTS]  # FO_Q8/Q4: the map's fo_qtable
+    bint align                  # quantized state: the item starts at a multiple of BLOCK in the job, so
+                                # every chunk and staged block holds whole quantization blocks
 
 cdef enum:
     # The job's elements (the items laid end to end) are cut into chunks of whole BLOCKs (_pool.h's
@@ -76,6 +79,15 @@ cdef class Batch:
                      Py_ssize_t k) except -1
     cdef int _reject_param(self, object param, Py_ssize_t k) except -1
     cpdef check_overlap(self)
+
+
+cdef class Quantized:
+    # Quantized state (state_dtype "q8"/"q4"): see _runtime.pyx.
+    cdef readonly object codes, absmax, qmap, table
+    cdef readonly Py_ssize_t size
+    cdef readonly int bits, block_size
+    cdef readonly bint is_signed
+    cdef readonly tuple shape
 
 
 cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t size, bint indexed)

@@ -216,8 +216,15 @@ cdef extern from "numpy/arrayobject.h":
 
 cdef extern from "_formats.h":
     enum:
-        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER
+        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER, FO_Q8, FO_Q4
     unsigned int fo_hash(unsigned int key, unsigned int i) noexcept nogil
+    ctypedef struct fo_qtable:
+        pass
+    int fo_qtable_init(fo_qtable* t, const float* qmap, int ncodes, int bits, int block) noexcept nogil
+    void fo_dequantize(const fo_qtable* t, const unsigned char* codes, const float* absmax, float* dst,
+                       Py_ssize_t first, Py_ssize_t n) noexcept nogil
+    void fo_quantize(const fo_qtable* t, const float* src, unsigned char* codes, float* absmax,
+                     Py_ssize_t first, Py_ssize_t n) noexcept nogil
 
 FORMATS = ("float32", "float64", "bfloat16", "float16")  # _formats.h's FO_F32, FO_F64, FO_BF16, FO_F16
 cdef int _BF16 = -1  # NumPy's type number of ml_dtypes.bfloat16, once an array of it has been seen
@@ -377,7 +384,7 @@ cdef Batch new_batch(tuple names, tuple lists, Py_ssize_t required, Py_ssize_t s
     b.typenums[0], b.typenums[1], b.typenums[2], b.typenums[3] = cnp.NPY_FLOAT, cnp.NPY_DOUBLE, _BF16, NPY_HALF
     b.size = (size + 15) // 16 * 16
     b.capacity, b.count, b.nspans = count, 0, 0
-    b.span_capacity = count * nlists + 1
+    b.span_capacity = count * (nlists + 3) + 1  # (quantized state: two spans per array)
     cdef Py_ssize_t works_bytes = (count + 1) * b.size, items_bytes = (count + 1) * sizeof(void*)
     cdef Py_ssize_t offsets_bytes = (count + 1) * sizeof(Py_ssize_t)
     b.works = <char*>malloc(works_bytes + items_bytes + offsets_bytes + b.span_capacity * sizeof(Span))
@@ -409,6 +416,14 @@ cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, in
         if head.prologue != NULL:
             head.prologue(items[k])
     fo_run(items, offsets, count, n_threads, PARALLEL_MIN, omp)
+
+
+cdef void _gap_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    pass  # the elements of a gap item (alignment padding) belong to no array
+
+
+cdef WorkHead _GAP
+_GAP.chunk, _GAP.prologue = _gap_chunk, NULL
 
 
 cpdef run(batches, n_threads=1, double grad_scale=1.0, rounding_seed=None):
@@ -480,10 +495,39 @@ cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=
     cdef bint stochastic = rounding_seed is not None
     cdef unsigned int key = _seed_key(rounding_seed) if stochastic else 0
     cdef WorkHead* head
+    cdef bint align = False
     for k in range(count):
         (<ItemHead*>items[k]).grad_scale = grad_scale
         head = <WorkHead*>items[k]
         head.stochastic, head.key = stochastic, fo_hash(key, <unsigned int>k) if stochastic else 0
+        align = align or head.align
+    cdef void** padded = NULL
+    cdef Py_ssize_t* padded_offsets = NULL
+    if align:  # items with quantized state start at a multiple of BLOCK: a gap item before them
+        padded = <void**>malloc((2 * count + 1) * sizeof(void*))
+        padded_offsets = <Py_ssize_t*>malloc((2 * count + 1) * sizeof(Py_ssize_t))
+        if padded == NULL or padded_offsets == NULL:
+            free(padded)
+            free(padded_offsets)
+            if len(<tuple>batches) != 1:
+                free(items)
+                free(offsets)
+            raise MemoryError()
+        total = 0
+        padded_offsets[0] = 0
+        base = 0
+        for k in range(count):
+            if (<WorkHead*>items[k]).align and padded_offsets[base] % BLOCK:
+                padded[base] = &_GAP
+                padded_offsets[base + 1] = (padded_offsets[base] + BLOCK - 1) // BLOCK * BLOCK
+                base += 1
+            padded[base] = items[k]
+            padded_offsets[base + 1] = padded_offsets[base] + (offsets[k + 1] - offsets[k])
+            base += 1
+        if len(<tuple>batches) != 1:
+            free(items)
+            free(offsets)
+        items, offsets, count = padded, padded_offsets, base
     try:
         if offsets[count] >= NOGIL_MIN:
             with nogil:
@@ -491,9 +535,89 @@ cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=
         else:
             _execute(items, offsets, count, threads, omp)
     finally:
-        if len(<tuple>batches) != 1:
+        if len(<tuple>batches) != 1 or align:
             free(items)
             free(offsets)
+
+
+# -- quantized state -----------------------------------------------------------------------------------
+
+_QTABLES = {}  # (map bytes, bits, block) -> its fo_qtable, as a uint8 array
+
+
+cdef object _qtable(cnp.ndarray qmap, int bits, int block):
+    key = (qmap.tobytes(), bits, block)
+    table = _QTABLES.get(key)
+    if table is None:
+        table = np.zeros(sizeof(fo_qtable), np.uint8)
+        if fo_qtable_init(<fo_qtable*>cnp.PyArray_DATA(table), <const float*>cnp.PyArray_DATA(qmap),
+                          <int>cnp.PyArray_SIZE(qmap), bits, block) != 0:
+            raise ValueError("qmap is too dense near some value for the kernels' two-compare lookup")
+        table.flags.writeable = False
+        _QTABLES[key] = table
+    return table
+
+
+cdef class Quantized:
+    """State kept quantized (``state_dtype="q8"`` or ``"q4"``): bitsandbytes' and torchao's blockwise
+    dynamic quantization. The flat array is cut into blocks of ``block_size`` elements (256 for 8-bit
+    codes, 128 for 4-bit), each with a float32 ``absmax``; element i is ``qmap[code_i] * absmax`` of
+    its block. ``codes``: uint8, one per element (8 bits) or two per byte (4 bits, the even element in
+    the high nibble); ``qmap``: the sorted map (256 or 16 float32 values, signed or not). A step
+    dequantizes, updates in float32 and requantizes block by block (docs/precision.md).
+    ``np.asarray(q)`` is the dequantized float32 array, of the parameter's shape."""
+
+    def __init__(self, codes, absmax, qmap, shape, is_signed):
+        qmap = np.ascontiguousarray(qmap, dtype=np.float32).reshape(-1)
+        if qmap.size not in (256, 16) or not np.all(qmap[1:] >= qmap[:-1]):
+            raise ValueError(f"qmap must be a sorted map of 256 (8-bit) or 16 (4-bit) values, got {qmap.size}")
+        self.bits = 8 if qmap.size == 256 else 4
+        self.block_size = 256 if self.bits == 8 else 128
+        self.shape = tuple(int(d) for d in shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        ncodes = self.size if self.bits == 8 else (self.size + 1) // 2
+        nblocks = (self.size + self.block_size - 1) // self.block_size
+        for name, value, dtype, count in (("codes", codes, np.uint8, ncodes), ("absmax", absmax, np.float32, nblocks)):
+            if not isinstance(value, np.ndarray) or value.dtype != dtype or value.size != count or not (
+                    value.flags.c_contiguous and value.flags.aligned and value.flags.writeable):
+                raise ValueError(f"{name} must be a writeable C-contiguous {np.dtype(dtype).name} array of "
+                                 f"{count} elements, got {getattr(value, 'dtype', type(value).__name__)} of "
+                                 f"shape {getattr(value, 'shape', None)}")
+        self.codes, self.absmax, self.qmap, self.is_signed = codes.reshape(-1), absmax.reshape(-1), qmap, bool(is_signed)
+        self.table = _qtable(qmap, self.bits, self.block_size)
+
+    @property
+    def format(self):
+        return "q8" if self.bits == 8 else "q4"
+
+    def dequantize(self):
+        """The values as a new float32 array of the parameter's shape."""
+        out = np.empty(self.size, np.float32)
+        fo_dequantize(<const fo_qtable*>cnp.PyArray_DATA(self.table), <const unsigned char*>cnp.PyArray_DATA(self.codes),
+                      <const float*>cnp.PyArray_DATA(self.absmax), <float*>cnp.PyArray_DATA(out), 0, self.size)
+        return out.reshape(self.shape)
+
+    def quantize_from(self, values):
+        """Set the codes and absmax from float32 ``values`` (the parameter's size), as a step stores."""
+        cdef cnp.ndarray src = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+        if src.size != self.size:
+            raise ValueError(f"values has {src.size} elements, expected {self.size}")
+        fo_quantize(<const fo_qtable*>cnp.PyArray_DATA(self.table), <const float*>cnp.PyArray_DATA(src),
+                    <unsigned char*>cnp.PyArray_DATA(self.codes), <float*>cnp.PyArray_DATA(self.absmax), 0, self.size)
+
+    def data_ptr(self):
+        """The address of its codes (fastopt.torch checks state entries by address, as tensors')."""
+        return <size_t>cnp.PyArray_DATA(<cnp.ndarray>self.codes)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.dequantize()
+        return out if dtype is None else out.astype(dtype)
+
+    def __reduce__(self):
+        return (Quantized, (self.codes, self.absmax, self.qmap, self.shape, self.is_signed))
+
+    def __repr__(self):
+        return f"Quantized({self.format}, shape={self.shape}, {'signed' if self.is_signed else 'unsigned'})"
 
 
 def attach(Batch b, str kind, masters):

@@ -12,11 +12,17 @@ from libc.string cimport memcpy, memset
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, chunk_fn, ItemHead, prologue_fn, SLOTS, Span, WORK_WORDS, WorkHead
+from fastopt._kernels._runtime cimport Batch, chunk_fn, ItemHead, prologue_fn, Quantized, SLOTS, Span, WORK_WORDS, WorkHead
 
 cdef extern from "_formats.h":
     enum:
-        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER
+        FO_F32, FO_F64, FO_BF16, FO_F16, FO_SPLIT, FO_MASTER, FO_Q8, FO_Q4
+    ctypedef struct fo_qtable:
+        pass
+    void fo_dequantize(const fo_qtable* t, const unsigned char* codes, const float* absmax, float* dst,
+                       Py_ssize_t first, Py_ssize_t n) noexcept nogil
+    void fo_quantize(const fo_qtable* t, const float* src, unsigned char* codes, float* absmax,
+                     Py_ssize_t first, Py_ssize_t n) noexcept nogil
     void fo_widen(int format, const void* src, float* dst, Py_ssize_t n) noexcept nogil
     void fo_narrow(int format, const float* src, void* dst, Py_ssize_t n) noexcept nogil
     void fo_store16(int format, const float* src, void* dst, Py_ssize_t n, int stochastic, unsigned int key,
@@ -103,6 +109,9 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
                 fo_widen(fmt, base[s] + a * 2, block, n)
             elif fmt == FO_SPLIT:
                 fo_join(<const uint16_t*>(base[s] + a * 2), <const uint16_t*>(<char*>h.slot_aux[s] + a * 2), block, n)
+            elif fmt == FO_Q8 or fmt == FO_Q4:  # (a: a multiple of the quantization block, see ``align``)
+                fo_dequantize(<const fo_qtable*>h.slot_table[s], <const unsigned char*>base[s],
+                              <const float*>h.slot_aux[s], block, a, n)
             else:  # float32, float64, a float32 master: the rule works on the array itself
                 block = <float*>(base[s] + a * fo_itemsize(fmt))
             (<void**>(<char*>copy + h.slot_offset[s]))[0] = block
@@ -119,6 +128,9 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
             elif fmt == FO_MASTER:
                 aux = <char*>h.slot_aux[s] + a * 2
                 fo_store16(h.slot_aux_format[s], <const float*>(base[s] + a * 4), aux, n, h.stochastic, key, a)
+            elif fmt == FO_Q8 or fmt == FO_Q4:
+                fo_quantize(<const fo_qtable*>h.slot_table[s], scratch + s * STAGE, <unsigned char*>base[s],
+                            <float*>h.slot_aux[s], a, n)
         a = b
 
 
@@ -133,7 +145,7 @@ cdef inline int add_slot(void* item, void** field, int fmt, bint write, int salt
     h.slot_write[h.nslots] = write
     h.slot_salt[h.nslots] = salt
     h.nslots += 1
-    if (fmt == FO_BF16 or fmt == FO_F16) and not h.staged:
+    if fmt in (FO_BF16, FO_F16, FO_Q8, FO_Q4) and not h.staged:
         h.staged, h.chunk = True, h.staged_fn
     return 0
 
@@ -214,12 +226,45 @@ cdef inline int batch_state(Batch b, void** field, object arr, Py_ssize_t n, Py_
     set the current item's ``field`` to its data. Its format is the param's, or (``state_dtype``)
     float32 for a 16-bit param, or bfloat16 for a float32 or float16 one."""
     cdef WorkHead* h = <WorkHead*>b.items[b.count - 1]
+    if type(arr) is Quantized:
+        return batch_quantized(b, h, field, <Quantized>arr, n, name, k)
     cdef int fmt = b.format_of(arr), param = h.format
     if not (fmt == FO_F32 and (param == FO_BF16 or param == FO_F16)
             or fmt == FO_BF16 and (param == FO_F32 or param == FO_F16)):
         fmt = param
     field[0] = batch_data(b, arr, fmt, n, True, name, k)
     return add_slot(h, field, fmt, True, <int>name)
+
+
+cdef inline int record_span(Batch b, const void* ptr, Py_ssize_t nbytes, Py_ssize_t name, Py_ssize_t k) except -1:
+    """Record bytes a call writes, for the overlap check."""
+    cdef Span* s
+    if nbytes:
+        if b.nspans == b.span_capacity:
+            raise AssertionError("fastopt build error: more arrays in one call than its batch's spans")
+        s = &b.spans[b.nspans]
+        s.lo, s.hi = <const char*>ptr, <const char*>ptr + nbytes
+        s.name, s.k, s.write = name, k, True
+        b.nspans += 1
+    return 0
+
+
+cdef inline int batch_quantized(Batch b, WorkHead* h, void** field, Quantized q, Py_ssize_t n, Py_ssize_t name,
+                                Py_ssize_t k) except -1:
+    """``batch_state`` for quantized state: its codes and absmax (checked when it was made) for a
+    float32 or 16-bit param of its size; the item is aligned (``WorkHead.align``)."""
+    if h.format == FO_F64 or q.size != n:
+        what = b.names[name] if k < 0 or not b.indexed else f"{b.names[name]}[{k}]"
+        raise ValueError(f"{what} is {q.format} state of {q.size} elements; expected the size of its param "
+                         f"({n}), which must be float32, bfloat16 or float16")
+    field[0] = cnp.PyArray_DATA(<cnp.ndarray>q.codes)  # (Quantized checked both arrays when it was made)
+    record_span(b, field[0], cnp.PyArray_SIZE(<cnp.ndarray>q.codes), name, k)
+    record_span(b, cnp.PyArray_DATA(<cnp.ndarray>q.absmax), 4 * cnp.PyArray_SIZE(<cnp.ndarray>q.absmax), name, k)
+    add_slot(h, field, FO_Q8 if q.bits == 8 else FO_Q4, True, <int>name)
+    h.slot_aux[h.nslots - 1] = cnp.PyArray_DATA(<cnp.ndarray>q.absmax)
+    h.slot_table[h.nslots - 1] = cnp.PyArray_DATA(<cnp.ndarray>q.table)
+    h.align = True
+    return 0
 
 
 # -- arrays -----------------------------------------------------------------------------------------

@@ -23,7 +23,11 @@ ROWS = [
     ("bf16, f32 state", "bfloat16", {"state_dtype": "float32"}, 22),
     ("bf16 split", "bfloat16", {"master_weights": "split"}, 26),
     ("f32, bf16 state", "float32", {"state_dtype": "bfloat16"}, 20),
+    ("f32, q8 state", "float32", {"state_dtype": "q8"}, 16.06),
+    ("bf16, q8 state", "bfloat16", {"state_dtype": "q8"}, 10.06),
+    ("bf16, q4 state", "bfloat16", {"state_dtype": "q4"}, 8.13),
 ]
+PEERS = {"torch fused bf16": 14, "torchao AdamW8bit": 16.06, "bnb AdamW8bit": 16.06}  # bytes per element
 
 
 def _dtype(name):
@@ -51,11 +55,38 @@ def precision_steps(size, torch=None):
     steps["bf16 floor"] = lambda a=floor_arrays: kernels.run(
         kernels.floor_batch([a[0]], [a[1]], [a[2]], [a[3]], None, False), get_num_threads())
     if torch is not None:
-        tp = torch.from_numpy(p32).to(torch.bfloat16)
-        tp.grad = torch.from_numpy(g32).to(torch.bfloat16)
-        topt = torch.optim.Adam([tp], lr=1e-4, fused=True)
-        topt.step()
-        steps["torch fused bf16"] = topt.step
+        steps.update(_peer_steps(torch, p32, g32))
+    return steps
+
+
+def _peer_steps(torch, p32, g32):
+    """torch's fused bfloat16 Adam, and the 8-bit AdamW of torchao and bitsandbytes (float32 params)
+    where they are installed."""
+    peers = {}
+    tp = torch.from_numpy(p32).to(torch.bfloat16)
+    tp.grad = torch.from_numpy(g32).to(torch.bfloat16)
+    peers["torch fused bf16"] = torch.optim.Adam([tp], lr=1e-4, fused=True)
+    try:
+        from torchao.optim import AdamW8bit
+        tp = torch.from_numpy(p32.copy())
+        tp.grad = torch.from_numpy(g32.copy())
+        peers["torchao AdamW8bit"] = AdamW8bit([tp], lr=1e-4, weight_decay=0.0)
+    except Exception:  # noqa: BLE001 - not installed, or not usable on this CPU
+        pass
+    try:
+        import bitsandbytes
+        tp = torch.from_numpy(p32.copy())
+        tp.grad = torch.from_numpy(g32.copy())
+        peers["bnb AdamW8bit"] = bitsandbytes.optim.AdamW8bit([tp], lr=1e-4, weight_decay=0.0)
+    except Exception:  # noqa: BLE001
+        pass
+    steps = {}
+    for name, opt in peers.items():
+        try:
+            opt.step()
+        except Exception:  # noqa: BLE001 - a peer that cannot step here is left out
+            continue
+        steps[name] = opt.step
     return steps
 
 
@@ -70,15 +101,16 @@ def precision_table(torch, threads, args, summary):
     print()
     print(f"Precision: Adam, n = {size:.0e}, one array; x f32: time over fastopt float32 (< 1: faster); "
           "bytes: read + written per element")
-    print("  (goals at 1e7: bf16 x f32 <= 0.55, bf16 x its floor <= 1.05, bf16 x torch fused bf16 <= 0.5)")
+    print("  (goals at 1e7: bf16 x f32 <= 0.55, bf16 x its floor <= 1.05, bf16 x torch fused bf16 <= 0.5; "
+          "bf16+q8 x f32 <= 0.5 on 2 threads, f32+q8 <= 0.7; f32+q8 x torchao <= 0.4, x bnb <= 0.05)")
     header = ["threads", "variant", "bytes", "time", "x f32", "GB/s"]
-    widths = [7, 18, 5, 9, 6, 6]
+    widths = [7, 18, 5, 10, 6, 6]
     print_header(header, widths, left=2)
     saved = get_num_threads()
     saved_torch = torch.get_num_threads() if torch is not None else None
     nbytes = {name: b for name, _, _, b in ROWS}
     nbytes["bf16 floor"] = 14
-    nbytes["torch fused bf16"] = 14
+    nbytes.update(PEERS)
     try:
         for n in threads:
             set_num_threads(n)
@@ -87,13 +119,18 @@ def precision_table(torch, threads, args, summary):
             result = compare(precision_steps(size, torch), baseline="float32", rounds=3 if args.quick else 9,
                              target=0.0)
             for name, seconds in result.medians.items():
-                print_row([str(n), name, str(nbytes[name]), f"{seconds * 1e3:.2f} ms",
+                print_row([str(n), name, f"{nbytes[name]:g}", f"{seconds * 1e3:.2f} ms",
                            f"{result.ratio(name, 'float32'):.2f}", f"{nbytes[name] * size / seconds / 1e9:.1f}"],
                           widths, left=2)
             line = (f"{n} thread{'s' if n > 1 else ''}: bf16/f32 {result.ratio('bf16', 'float32'):.2f}, "
                     f"bf16/its floor {result.ratio('bf16', 'bf16 floor'):.2f}")
             if "torch fused bf16" in result.medians:
                 line += f", bf16/torch fused bf16 {result.ratio('bf16', 'torch fused bf16'):.2f}"
+            line += f", bf16+q8/f32 {result.ratio('bf16, q8 state', 'float32'):.2f}"
+            line += f", f32+q8/f32 {result.ratio('f32, q8 state', 'float32'):.2f}"
+            for peer in ("torchao AdamW8bit", "bnb AdamW8bit"):
+                if peer in result.medians:
+                    line += f", f32+q8/{peer} {result.ratio('f32, q8 state', peer):.3f}"
             print("  " + line)
             summary.append("precision " + line)
     finally:

@@ -17,6 +17,51 @@ def is_16bit(arr):
     return format_of(arr) in ("bfloat16", "float16")
 
 
+def is_quantized(value):
+    """A quantized state array (``fastopt._kernels._runtime.Quantized``: codes, absmax and qmap)."""
+    return type(value).__name__ == "Quantized" and hasattr(value, "qmap")
+
+
+def needs_staging(value):
+    return is_16bit(value) or is_quantized(value)
+
+
+def _codes(q):
+    """The codes of a quantized array, one per element."""
+    if q.bits == 8:
+        return q.codes[:q.size].astype(np.intp)
+    return np.stack([q.codes >> 4, q.codes & 15], axis=1).reshape(-1)[:q.size].astype(np.intp)
+
+
+def dequantize(q):
+    """float32 values of a quantized array: qmap[code] * its block's absmax (the kernel's fo_dequantize)."""
+    return q.qmap[_codes(q)] * np.repeat(q.absmax, q.block_size)[:q.size]
+
+
+def quantize_into(q, values):
+    """Store float32 ``values`` into a quantized array in place, as the kernel's ``fo_quantize``: per
+    block its absmax (NaN if an element is), then each value's nearest map entry after scaling by
+    1/absmax, ties up (``searchsorted`` on the midpoints; NaN: code 0)."""
+    size, block = q.size, q.block_size
+    padded = np.zeros((size + block - 1) // block * block, np.float32)
+    padded[:size] = values
+    blocks = padded.reshape(-1, block)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        absmax = np.max(np.abs(blocks), axis=1)
+        inv = np.where(absmax == 0, np.float32(0), np.float32(1) / absmax).astype(np.float32)
+        scaled = (blocks * inv[:, None]).reshape(-1)[:size]
+    mid = (q.qmap[:-1] + q.qmap[1:]) * np.float32(0.5)
+    codes = np.searchsorted(mid, scaled, side="right")
+    codes[np.isnan(scaled)] = 0
+    q.absmax[...] = absmax
+    if q.bits == 8:
+        q.codes[...] = codes.astype(np.uint8)
+    else:
+        pairs = np.zeros(q.codes.size * 2, np.uint8)
+        pairs[:size] = codes
+        q.codes[...] = (pairs[0::2] << 4) | pairs[1::2]
+
+
 def _widen_bits(bits, storage):
     """float32 values of uint16 ``bits`` of a 16-bit format (exact)."""
     if storage == "bfloat16":
@@ -134,7 +179,7 @@ def staged(rule, args, hyper, grad_scale, key=None, master=None):
     halves) or "float32" (the master itself, rounded into the param). What the rule writes (all but the
     gradient, ``args[1]``) is stored back as the kernel's ``staged_chunk`` does. A rule marked
     ``takes_storage`` is told the param's format."""
-    wide = [widen(a) if is_16bit(a) else a for a in args]
+    wide = [widen(a) if is_16bit(a) else dequantize(a) if is_quantized(a) else a for a in args]
     if master is not None:
         kind, extra = master
         wide[0] = _join(args[0], extra) if kind == "split" else extra
@@ -150,6 +195,8 @@ def staged(rule, args, hyper, grad_scale, key=None, master=None):
                 master[1].view(np.uint16)[...] = low.reshape(a.shape)
             else:
                 store16(a, w, key, 0)
+        elif is_quantized(a):
+            quantize_into(a, w)
         else:
             store16(a, w, key, i)
 

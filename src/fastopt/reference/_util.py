@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._formats import check_masters, format_of, is_16bit, item_keys, staged
+from ._formats import check_masters, format_of, is_16bit, is_quantized, item_keys, needs_staging, staged
 
 
 def effective_grad(grad, param, maximize, weight_decay, grad_scale=1.0):
@@ -50,7 +50,7 @@ class Batch:
         for j, args in enumerate(self.work):
             key = None if keys is None else keys[j]
             master = None if self.masters is None else (self.masters[0], self.masters[1][j])
-            if master is not None or any(is_16bit(a) for a in args):
+            if master is not None or any(needs_staging(a) for a in args):
                 staged(self.rule, args, self.hyper, grad_scale, key, master)
             else:
                 self.rule(*args, **self.hyper, grad_scale=grad_scale)
@@ -162,6 +162,14 @@ def tensors(names, lists, required, check_overlap=True, indexed=True):
                 args.append(None)
                 continue
             counter = name in COUNTERS or name + "s" in COUNTERS
+            if is_quantized(values[k]):  # quantized state: its size and its param's format
+                q = values[k]
+                if format_of(p) == "float64" or q.size != p.size:
+                    raise ValueError(f"{_label(name, k if indexed else -1)} is {q.format} state of {q.size} "
+                                     f"elements; expected the size of its param ({p.size}), which must be "
+                                     "float32, bfloat16 or float16")
+                args.append(q)
+                continue
             n = 1 if counter else p.size
             label = _label(name, k if indexed else -1)
             write = i != 1
