@@ -88,7 +88,7 @@ def test_quick_demo_tables_name_every_optimizer(quick_run):
     for name in NAMES:
         assert name in proc.stdout
     parts = sections(proc.stdout)
-    assert sorted(parts) == [1, 2, 3, 4, 5, 6], proc.stdout
+    assert sorted(parts) == [1, 2, 3, 4, 5, 6, 7], proc.stdout
     for number in (1, 2, 6):  # the tables with a row per optimizer
         assert list(table(parts[number])) == NAMES, "\n".join(parts[number])
 
@@ -169,3 +169,31 @@ def test_with_torch_fastopt_torch_trains_the_mlp_as_torch_optim(quick_run):
     assert float(ours["train loss"]) == pytest.approx(float(theirs["train loss"]), abs=2e-4)
     assert ours["test acc"] == theirs["test acc"]
     assert float(theirs["step ratio"]) == 1.0
+
+
+def test_precision_table_shows_the_formats_and_the_stall(quick_run):
+    """Section 7: every format trains (quick run), and at the small learning rate bfloat16 rounded to
+    nearest ends above the others: its small updates are lost."""
+    proc, _ = quick_run
+    rows = table(sections(proc.stdout)[7], "variant")
+    assert list(rows) == ["float32", "bf16 nearest", "bf16 stochastic", "bf16 split", "f32, q8 state"]
+    small_lr = next(column for column in rows["float32"] if column.startswith("loss at lr"))
+    losses = {name: float(row[small_lr]) for name, row in rows.items()}
+    assert losses["bf16 nearest"] > 1.1 * max(v for k, v in losses.items() if k != "bf16 nearest")
+    assert float(rows["f32, q8 state"]["state bytes"]) < 4.0
+
+
+def test_precision_formats_keep_float32_accuracy():
+    """The digits MLP, 20 epochs of Adam: bf16 with stochastic rounding, split masters and q8 state end
+    within 0.5 points of float32's test accuracy (the issue's bar; bf16 to nearest need not)."""
+    pytest.importorskip("ml_dtypes")
+    from sklearn.datasets import load_digits
+
+    from fastopt.cli import demo
+
+    data = demo.digits_data(demo.Demo(out=Path("."), quick=False, cases=[], Figure=None, tqdm=None,
+                                      load_digits=load_digits), 20)
+    accuracy = {label: demo.train_precision(data, dtype, options, 20, demo.PRECISION_LR)[0][-1, 1]
+                for label, dtype, options in demo.PRECISION_VARIANTS}
+    for label in ("bf16 stochastic", "bf16 split", "f32, q8 state"):
+        assert abs(accuracy[label] - accuracy["float32"]) <= 0.005, (label, accuracy)

@@ -1,5 +1,7 @@
 """fastopt.torch's 16-bit parameters against torch.optim (fused=True, and the for-loop where torch's fused
 kernel is broken) and against fastopt's NumPy classes, with and without the precision options."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ FUSED = [("Adam", {}), ("Adam", {"amsgrad": True, "weight_decay": 0.1, "maximize
 def _torch_run(cls, dtype, steps, n=20_011, **kwargs):
     gen = torch.Generator().manual_seed(0)
     p = torch.randn(n, generator=gen).to(dtype).requires_grad_()
-    opt = cls([p], lr=0.01, **kwargs)
+    opt = cls([p], **{"lr": 0.01, **kwargs})
     for _ in range(steps):
         p.grad = (0.1 * torch.randn(n, generator=gen)).to(dtype)
         opt.step()
@@ -164,3 +166,44 @@ def test_torch_face_quantized_state(dtype, state_dtype):
     plain.load_state_dict(opt.state_dict())  # quantized state into a plain optimizer: dequantized
     plain.step()
     assert plain.state[p]["exp_avg"].dtype == dtype and torch.is_tensor(plain.state[p]["exp_avg"])
+
+
+def test_torch_face_16bit_state_loads_into_torch_optim_and_back():
+    """bfloat16 state from fastopt.torch.AdamW loads into torch.optim.AdamW(fused=True) and back; the
+    next steps of both stay within the fused-kernel agreement of test_torch_fused_bits."""
+    gen = torch.Generator().manual_seed(3)
+    p = torch.randn(5000, generator=gen).to(torch.bfloat16).requires_grad_()
+    ours = fotorch.AdamW([p], lr=0.01)
+    for _ in range(3):
+        p.grad = (0.1 * torch.randn(5000, generator=gen)).to(torch.bfloat16)
+        ours.step()
+    q = p.detach().clone().requires_grad_()
+    theirs = torch.optim.AdamW([q], lr=0.01, fused=True)
+    theirs.load_state_dict(copy.deepcopy(ours.state_dict()))  # (torch keeps same-dtype tensors as given)
+    theirs.param_groups[0]["fused"] = True  # (the loaded group says None: torch's for-loop)
+    assert theirs.state[q]["exp_avg"].dtype == torch.bfloat16
+    g = (0.1 * torch.randn(5000, generator=gen)).to(torch.bfloat16)
+    p.grad, q.grad = g, g.clone()
+    ours.step()
+    theirs.step()
+    assert (p.view(torch.int16) == q.view(torch.int16)).double().mean().item() >= 0.999
+    back = fotorch.AdamW([q], lr=0.01)
+    back.load_state_dict(copy.deepcopy(theirs.state_dict()))
+    q.grad = g.clone()
+    back.step()
+    assert back.state[q]["exp_avg"].dtype == torch.bfloat16 and float(back.state[q]["step"]) == 5.0
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("RMSprop", {"lr": 0.01}),
+                                              ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.9}),
+                                              ("Adadelta", {"lr": 1.0}), ("Adamax", {"lr": 0.01}),
+                                              ("NAdam", {"lr": 0.01})])
+def test_rules_without_a_fused_torch_kernel_follow_torchs_for_loop(name, kwargs):
+    """The rules torch has no fused kernel for, on bfloat16: one step from the same state within 3 ulps
+    of torch's for-loop, which rounds to bfloat16 after every operation (fastopt once, at the store).
+    (In float16 torch's for-loop meets eps rounded to float16, 0 for RMSprop's 1e-8, and divides 0 by
+    0 where a squared gradient underflows; fastopt's float32 math does not.)"""
+    ours = _torch_run(getattr(fotorch, name), torch.bfloat16, 1, **kwargs)[0]
+    theirs = _torch_run(getattr(torch.optim, name), torch.bfloat16, 1, foreach=False, **kwargs)[0]
+    assert _ulps(ours, theirs, torch.bfloat16) <= 3.0
+    assert (ours.view(torch.int16) == theirs.view(torch.int16)).double().mean().item() >= 0.75

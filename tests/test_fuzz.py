@@ -2,7 +2,8 @@
 over thread counts, bit for bit, on random optimizers' inputs.
 
 For every registry row (``fastopt._registry.CASES``; a new row is fuzzed with no edit here) hypothesis
-draws a scenario: a dtype (float32, float64 or a mix), 1-3 parameter groups of 1-4 parameters each
+draws a scenario: a dtype (float32, float64, bfloat16, float16 or a mix) with precision options that fit
+it (stochastic rounding, split or float32 masters, bfloat16/q8/q4 state), 1-3 parameter groups of 1-4 parameters each
 (shapes ``()``, ``(0,)``, ``(1,)``, odd and SIMD-tail sizes, 2-D/3-D, and rarely a tensor above the
 threading threshold), hyperparameters from each optimizer's valid ranges for the constructor and for
 each group (``HYPERPARAMETERS`` below: every keyword of every optimizer), parameter values with
@@ -50,7 +51,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fastopt  # noqa: E402
+from fastopt._kernels._runtime import Quantized  # noqa: E402
 from fastopt._registry import BY_NAME, CASES  # noqa: E402
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+BF16, F16 = np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16)
 
 # ---------------------------------------------------------------------------------------------------
 # profiles
@@ -235,6 +240,7 @@ def _special_values(dtype):
 
 
 SPECIALS = {np.dtype(t): _special_values(t) for t in (np.float32, np.float64)}
+# 16-bit arrays are drawn in float32 and rounded (the specials of float32 become 16-bit inf, 0, ...)
 SPECIAL_ARRAYS = {dtype: np.array(v, dtype=dtype) for dtype, v in SPECIALS.items()}
 SPECIAL = {dtype: st.sampled_from(v) for dtype, v in SPECIALS.items()}
 ELEMENT = {np.dtype(t): weighted((8, st.floats(-4.0, 4.0, width=w)), (1, SPECIAL[np.dtype(t)]),
@@ -251,6 +257,9 @@ def draw_values(draw, dtype, shape):
     ones. Up to SMALL elements each is drawn; larger arrays come from a drawn seed, scale and density
     of special values, plus a few special values at drawn positions."""
     dtype = np.dtype(dtype)
+    if dtype.itemsize == 2:
+        with np.errstate(over="ignore"):
+            return draw_values(draw, np.float32, shape).astype(dtype)
     n = math.prod(shape)
     if n <= SMALL:
         return np.array([draw(ELEMENT[dtype]) for _ in range(n)], dtype=dtype).reshape(shape)
@@ -306,13 +315,32 @@ class Scenario:
     threads: int
 
 
-DTYPE_MODE = st.sampled_from(["float32", "float64", "float32", "float64", "mixed"])
-DTYPE = st.sampled_from([np.float32, np.float64])
+DTYPE_MODE = st.sampled_from(["float32", "float64", "float32", "float64", "mixed", "bfloat16", "float16",
+                              "mixed16"])
+DTYPE = st.sampled_from([np.float32, np.float64, BF16, F16])
+DTYPE16 = st.sampled_from([np.float32, BF16, F16])  # "mixed16": no float64, so state_dtype fits
+STATE = st.sampled_from([None, "float32", "bfloat16", "q8", "q4"])
+def _with_seed(options):
+    """Stochastic rounding always with a seed: without one each backend draws its own."""
+    seed = options.pop("stochastic", None)
+    return options if seed is None else {**options, "rounding": "stochastic", "seed": seed}
+
+
+# the precision options that fit each dtype mode (docs/precision.md)
+PRECISION = {
+    "bfloat16": st.fixed_dictionaries({}, optional={"stochastic": SEED,
+                                                   "master_weights": st.sampled_from(["split", "float32"]),
+                                                   "state_dtype": STATE}).map(_with_seed),
+    "float16": st.fixed_dictionaries({}, optional={"master_weights": st.just("float32"), "state_dtype": STATE}),
+    "float32": st.fixed_dictionaries({}, optional={"stochastic": SEED, "state_dtype": STATE}).map(_with_seed),
+    "mixed16": st.fixed_dictionaries({}, optional={"state_dtype": STATE}),
+}
 RARELY = weighted((4, st.just(False)), (1, st.just(True)))  # a hyperparameter change, read-only grads
 NO_GRAD = weighted((5, st.just(False)), (1, st.just(True)))
 STEP_COUNT = weighted((12, st.none()), (1, st.sampled_from([10.0, 1000.0, 1e6, 2.0 ** 24 - 2, 2.0 ** 24, 1e9,
                                                             2.0 ** 53])))
 THREADS = st.integers(1, 3)
+COIN = st.booleans()
 # the options every optimizer takes: clipping fused into the step, skipping non-finite steps
 STEP_OPTIONS = weighted((3, st.just({})), (2, st.fixed_dictionaries({}, optional={
     "max_grad_norm": weighted((3, st.floats(1e-3, 10.0)), (1, st.sampled_from([5e-324, 1e-30, 0.5, 1e30, 1e300]))),
@@ -327,13 +355,16 @@ def scenarios(draw, case, big=True, force_big=False, max_groups=3, max_params=4,
     dtype_mode = draw(DTYPE_MODE)
     ctor, ctor_values = draw_partial_hyperparameters(draw, case, keywords(case.cls))
     ctor = {**ctor, **draw(STEP_OPTIONS)}
+    if dtype_mode in PRECISION and draw(COIN):
+        ctor.update(draw(PRECISION[dtype_mode]))
     groups = []
     n_groups = draw(st.integers(1, max_groups))
     for k in range(n_groups):
         kwargs, _ = draw_partial_hyperparameters(draw, case, ctor_values)
         params = []
         for i in range(draw(st.integers(1, max_params))):
-            dtype = draw(DTYPE) if dtype_mode == "mixed" else np.dtype(dtype_mode)
+            dtype = (draw(DTYPE) if dtype_mode == "mixed" else draw(DTYPE16) if dtype_mode == "mixed16"
+                     else BF16 if dtype_mode == "bfloat16" else np.dtype(dtype_mode))
             shape = draw(BIG_SHAPE if force_big and k == i == 0 else SHAPE if big else SMALL_SHAPE)
             params.append(draw_values(draw, dtype, shape))
         groups.append((kwargs, params))
@@ -385,11 +416,17 @@ def run(case, scenario, backend, threads=None):
 
 
 def assert_bit_identical(actual, expected, what):
-    """Same dtype, shape and bits; NaN where the other is NaN (with any payload). -0.0 != +0.0."""
+    """Same dtype, shape and bits; NaN where the other is NaN (with any payload). -0.0 != +0.0.
+    Quantized state: the same codes and absmax."""
+    if isinstance(actual, Quantized) or isinstance(expected, Quantized):
+        assert type(actual) is type(expected), f"{what}: {type(actual).__name__} vs {type(expected).__name__}"
+        np.testing.assert_array_equal(actual.codes, expected.codes, err_msg=f"{what} codes", strict=True)
+        assert_bit_identical(actual.absmax, expected.absmax, f"{what} absmax")
+        return
     assert isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray), \
         f"{what}: {type(actual).__name__} vs {type(expected).__name__}"
     np.testing.assert_array_equal(actual, expected, err_msg=what, strict=True)
-    uint = {4: np.uint32, 8: np.uint64}[actual.dtype.itemsize]
+    uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[actual.dtype.itemsize]
     a, b = actual.reshape(-1), expected.reshape(-1)
     differ = (a.view(uint) != b.view(uint)) & ~(np.isnan(a) & np.isnan(b))
     if differ.any():

@@ -80,3 +80,30 @@ def test_every_registry_row_has_a_torch_class_with_torchs_signature():
             theirs = [(p.name, p.kind, p.default)
                       for p in inspect.signature(getattr(torch.optim, case.torch).__init__).parameters.values()]
             assert ours == theirs, case.name
+
+
+def test_layers_point_one_way():
+    """The kernel layer (``_kernels/``) never imports the Python layer, and ``_config`` (which reports
+    the version) does not import the package: each layer only uses the ones below it."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(fastopt.__file__).parent
+    python_layer = {path.stem for path in root.glob("*.py") if not path.stem.startswith("__")}
+    for source in (root / "_kernels").glob("*.pyx"):
+        for module in re.findall(r"^\s*(?:from|import)\s+fastopt\.(\w+)", source.read_text(), re.M):
+            assert module == "_kernels", f"{source.name} imports fastopt.{module}"
+    assert "__import__(\"fastopt\")" not in (root / "_config.py").read_text()
+    assert python_layer  # (the scan found the package)
+
+
+def test_version_is_pyprojects():
+    import pathlib
+    import re
+
+    pyproject = pathlib.Path(fastopt.__file__).parents[2] / "pyproject.toml"
+    if not pyproject.exists():  # an installed package: its metadata holds the version
+        import importlib.metadata
+        assert importlib.metadata.version("fastopt") == fastopt.__version__
+        return
+    assert re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M).group(1) == fastopt.__version__

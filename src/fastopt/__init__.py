@@ -6,7 +6,7 @@ updates NumPy parameters in place. ``backend="numpy"`` runs the pure-NumPy refer
 """
 from . import kernels, lr_scheduler, reference
 from ._base import Optimizer
-from ._config import get_num_threads, set_num_threads, show_config
+from ._config import __version__, get_num_threads, set_num_threads, show_config
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -20,7 +20,6 @@ from .nadam import NAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",

@@ -8,6 +8,8 @@ from . import _kernels
 
 from ._kernels import _runtime
 
+__version__ = "0.1.0"  # fastopt.__version__ (pyproject.toml has the same)
+
 _BUILD = {**_kernels.modules["adam"].BUILD, **_runtime.BUILD}
 
 
@@ -103,7 +105,7 @@ def show_config(file=None):
     """
     forced = os.environ.get("FASTOPT_ISA", "").strip().lower() or None
     config = {
-        "fastopt": __import__("fastopt").__version__,
+        "fastopt": __version__,
         "isa": _kernels.ISA,
         "isa_selected_by": f"FASTOPT_ISA={forced}" if forced else "best the CPU supports",
         "cpu_supports": _kernels.supported(),

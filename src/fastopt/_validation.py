@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from ._formats import QUANTIZED, UNSIGNED_STATE, entry_dtype, format_of, quantized
+from ._kernels._runtime import ABSOLUTE, MAXIMUM, POWERS, SQUARES, norm_kind  # noqa: F401  (checks of the kernels' own)
 from ._kernels._runtime import Quantized
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -54,25 +55,6 @@ def plain(value):
 
 
 # grad_norm's kinds of norm (the kernel's enum in _kernels/tools.pyx has the same numbers)
-SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
-
-
-def norm_kind(norm_type):
-    """(kind, p) for a norm type: 2, 1, inf or another p > 0 (ValueError otherwise)."""
-    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
-        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__}")
-    p = float(norm_type)
-    if p == 2.0:
-        return SQUARES, p
-    if p == 1.0:
-        return ABSOLUTE, p
-    if p == float("inf"):
-        return MAXIMUM, p
-    if not 0.0 < p < float("inf"):
-        raise ValueError(f"norm_type must be a positive number or inf, got {norm_type!r}")
-    return POWERS, p
-
-
 def nonnegative(name, value, label=None):
     """torch's ``if not 0.0 <= value: raise ValueError(f"Invalid {label}: {value}")`` (NaN fails too)."""
     if not 0.0 <= real(name, value):

@@ -1,7 +1,9 @@
 """Type stubs of ``fastopt.kernels`` (bound at import from the instruction-set variant the CPU runs).
 
-Every buffer is a C-contiguous float32 or float64 array (one dtype per tensor, the size of its param;
-the 1-element counters ``step`` and ``mu_product`` may be either dtype, and are updated in their own);
+Every buffer is a C-contiguous float32, float64, bfloat16 (ml_dtypes) or float16 array (one dtype per
+tensor, the size of its param; state may be float32 for a 16-bit param, bfloat16 for a float32 one, or
+quantized (``Quantized``); the 1-element counters ``step`` and ``mu_product`` are float32 or float64,
+updated in their own);
 single-tensor kernels take arrays, ``*_group`` kernels take lists aligned with ``params`` (a None gradient
 skips its tensor). ``*_batch`` checks a group call's arrays and returns its work items without running
 them; ``run`` executes one or more batches as one job (what an optimizer step does for all its groups).
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-Buffer = NDArray[np.float32] | NDArray[np.float64]
+Buffer = NDArray[np.float32] | NDArray[np.float64] | NDArray[np.float16] | NDArray[np.generic]  # (bfloat16)
 Buffers = Sequence[Buffer]
 Grads = Sequence[Buffer | None]
 
@@ -44,7 +46,9 @@ class Batch:
     def __len__(self) -> int: ...
     def check_overlap(self) -> None: ...
 
-def run(batches: Batch | Sequence[Batch], n_threads: int = 1, grad_scale: float = 1.0) -> None: ...
+def run(batches: Batch | Sequence[Batch], n_threads: int = 1, grad_scale: float = 1.0,
+        rounding_seed: int | None = None) -> None: ...
+def attach(b: Batch, kind: str, masters: Sequence[NDArray[np.int16] | NDArray[np.float32] | None]) -> None: ...
 def adadelta_batch(params: Buffers, grads: Grads, steps: Buffers, square_avgs: Buffers, acc_deltas: Buffers, lr: float, rho: float, eps: float, weight_decay: float, maximize: bool, check_overlap: bool = True, indexed: bool = True) -> Batch: ...
 def adagrad_batch(params: Buffers, grads: Grads, steps: Buffers, state_sums: Buffers, lr: float, lr_decay: float, eps: float, weight_decay: float, maximize: bool, check_overlap: bool = True, indexed: bool = True) -> Batch: ...
 def adam_batch(params: Buffers, grads: Grads, steps: Buffers, exp_avgs: Buffers, exp_avg_sqs: Buffers, max_exp_avg_sqs: Buffers | None, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, maximize: bool, decoupled_weight_decay: bool, check_overlap: bool = True, indexed: bool = True) -> Batch: ...

@@ -20,7 +20,8 @@ and its ``.grad``: replaced storage (``model.share_memory()``, ``p.data = ...``,
 ``model.load_state_dict``) keeps training as with torch.optim. Parameters are dense CPU tensors of
 float32, float64, bfloat16 (through ``ml_dtypes``: ``pip install "fastopt[bf16]"``) or float16 in any
 memory format (channels_last included); 16-bit ones keep their state in their dtype, computed in float32
-and rounded to nearest even, as torch's ``fused=True``. A gradient or state tensor laid out
+and rounded to nearest even, as torch's ``fused=True``; every optimizer takes the precision options
+``rounding``, ``seed``, ``master_weights`` and ``state_dtype`` (docs/precision.md). A gradient or state tensor laid out
 differently from its parameter is read through a copy in the parameter's layout (state is re-laid once).
 Anything else is refused with a ValueError or TypeError naming ``params[i]`` (its index across the
 groups, as in ``state_dict``) before anything is written: CUDA/MPS tensors, sparse gradients, complex

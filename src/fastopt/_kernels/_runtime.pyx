@@ -540,6 +540,28 @@ cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=
             free(offsets)
 
 
+# -- norms (fastopt.kernels.grad_norm; the optimizers' norm_type) -------------------------------------
+
+SQUARES, ABSOLUTE, MAXIMUM, POWERS = range(4)
+
+
+def norm_kind(norm_type):
+    """(kind, p) for a norm type: 2, 1, inf or another p > 0 (ValueError otherwise)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__}")
+    p = float(norm_type)
+    if p == 2.0:
+        return SQUARES, p
+    if p == 1.0:
+        return ABSOLUTE, p
+    if p == float("inf"):
+        return MAXIMUM, p
+    if not 0.0 < p < float("inf"):
+        raise ValueError(f"norm_type must be a positive number or inf, got {norm_type!r}")
+    return POWERS, p
+
+
+
 # -- quantized state -----------------------------------------------------------------------------------
 
 _QTABLES = {}  # (map bytes, bits, block) -> its fo_qtable, as a uint8 array

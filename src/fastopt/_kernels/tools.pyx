@@ -106,12 +106,12 @@ from fastopt._kernels._util cimport batch_add, batch_data, build_info, FO_F32, F
 
 import numpy as np
 
-from fastopt._validation import norm_kind
+from fastopt._kernels._runtime import norm_kind
 
 cnp.import_array()
 BUILD = build_info()
 
-cdef enum:  # the numbers of fastopt._validation's kinds (norm_kind checks norm_type, in one place)
+cdef enum:  # the numbers of _runtime's kinds (its norm_kind checks norm_type, in one place)
     SQUARES = 0   # p = 2
     ABSOLUTE = 1  # p = 1
     MAXIMUM = 2   # p = inf

@@ -1,6 +1,6 @@
 """``python -m fastopt demo``: the texts' worked problems, solved with fastopt's optimizers.
 
-Six problems, each printing a table and writing PNG figures to ``--out`` (default ``./fastopt-demo``):
+Seven problems, each printing a table and writing PNG figures to ``--out`` (default ``./fastopt-demo``):
 
 1. Linear regression (``y = 4 + 3x + noise``, full-batch MSE) with every optimizer, against the
    least-squares answer, with the kernels' speed-up over ``backend="numpy"``.
@@ -10,6 +10,9 @@ Six problems, each printing a table and writing PNG figures to ``--out`` (defaul
 5. Newton's method against gradient descent on the quadratic.
 6. An MLP on scikit-learn's digits (forward and backward in NumPy) trained with every optimizer; with
    torch installed, also ``fastopt.torch.Adam`` against ``torch.optim.Adam`` on the same model.
+7. The same MLP in fewer bytes (with Adam selected): bfloat16 weights (to nearest, stochastic rounding, split masters) and
+   8-bit state, against float32; and a long run at a small learning rate where bfloat16 rounded to
+   nearest stalls.
 
 The problems' arithmetic (losses, gradients, the MLP) is written out here in NumPy: this is an example of
 using fastopt, not part of the library. Seeds are fixed, so everything but the timings is reproducible.
@@ -35,7 +38,7 @@ from fastopt.cli import print_header, print_row
 NAMES = [case.name for case in CASES]
 
 # import name -> pip name of what the demo needs beyond fastopt (the "demo" extra)
-DEPENDENCIES = {"matplotlib": "matplotlib", "sklearn": "scikit-learn", "tqdm": "tqdm"}
+DEPENDENCIES = {"matplotlib": "matplotlib", "sklearn": "scikit-learn", "tqdm": "tqdm", "ml_dtypes": "ml_dtypes"}
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -97,7 +100,8 @@ def run(args):
     ravine(demo)
     schedules(demo, data)
     newton_vs_gradient_descent(demo)
-    digits_mlp(demo)
+    data = digits_mlp(demo)
+    precision_mlp(demo, data)
     print()
     print(f"done in {time.perf_counter() - start:.1f} s")
     print("figures: " + ", ".join(str(path) for path in demo.figures))
@@ -586,6 +590,7 @@ def digits_mlp(demo):
     demo.save(fig, "mlp_digits.png")
 
     torch_mlp(data, epochs)
+    return data
 
 
 def torch_mlp(data, epochs):
@@ -637,6 +642,85 @@ def torch_mlp(data, epochs):
     print_table(["optimizer", "train loss", "test acc", "opt.step", "train step", "step ratio"], rows, [
         "opt.step, train step (zero_grad, forward, backward, step): median times; step ratio: opt.step over "
         "torch.optim.Adam's (< 1: faster)"])
+
+
+# -- 7. the MLP in fewer bytes ---------------------------------------------------------------------------
+
+# (label, param dtype, Adam options): the formats of docs/precision.md
+PRECISION_VARIANTS = [
+    ("float32", "float32", {}),
+    ("bf16 nearest", "bfloat16", {}),
+    ("bf16 stochastic", "bfloat16", {"rounding": "stochastic", "seed": 0}),
+    ("bf16 split", "bfloat16", {"master_weights": "split"}),
+    ("f32, q8 state", "float32", {"state_dtype": "q8"}),
+]
+PRECISION_LR = 1e-3
+SMALL_LR = 1e-4  # Adam moves each weight by about lr: below half a bfloat16 ulp of weights near 0.1-1
+
+
+def train_precision(data, dtype, options, epochs, lr):
+    """Adam on the digits MLP with params of ``dtype`` (forward and backward in float32 on their
+    values, gradients rounded to the params' dtype); returns (loss, accuracy) per epoch from the start
+    and the optimizer's state bytes per parameter."""
+    import ml_dtypes
+
+    dtype = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    params = [p.astype(dtype) for p in data.init]
+    opt = fastopt.Adam(params, lr=lr, **options)
+    wide = lambda: [p.astype(np.float32) for p in params]  # noqa: E731
+    history = [evaluate(wide(), data)]
+    for epoch in range(epochs):
+        for X, y in data.batches(epoch):
+            grads = loss_and_grads(wide(), X, y)[1]
+            opt.step([g.astype(dtype) for g in grads])
+        history.append(evaluate(wide(), data))
+    state = [v for entry in opt.state.values() for key, v in entry.items() if key != "step"]
+    nbytes = sum(v.codes.nbytes + v.absmax.nbytes if hasattr(v, "codes") else v.nbytes for v in state)
+    return np.array(history), nbytes / sum(p.size for p in params)
+
+
+def precision_mlp(demo, data):
+    if not demo.selected("Adam"):
+        return None
+    epochs = len(data.orders)
+    long_epochs = 6 if demo.quick else 60
+    data = data if long_epochs <= epochs else digits_data(demo, long_epochs)
+    heading(7, f"The same MLP in fewer bytes: Adam lr {PRECISION_LR:g}, {epochs} epochs, then lr "
+               f"{SMALL_LR:g} for {long_epochs} epochs (docs/precision.md)")
+    rows, histories, long_runs = [], {}, {}
+    with demo.progress(len(PRECISION_VARIANTS) * (epochs + long_epochs), "precision") as bar:
+        for label, dtype, options in PRECISION_VARIANTS:
+            history, state_bytes = train_precision(data, dtype, options, epochs, PRECISION_LR)
+            bar.update(epochs)
+            long_run, _ = train_precision(data, dtype, options, long_epochs, SMALL_LR)
+            bar.update(long_epochs)
+            histories[label], long_runs[label] = history, long_run
+            rows.append([label, f"{np.dtype(np.float32).itemsize if dtype == 'float32' else 2}",
+                         f"{state_bytes:.2f}", f"{history[-1, 0]:.4f}", f"{history[-1, 1]:.1%}",
+                         f"{(history[-1, 1] - histories['float32'][-1, 1]) * 100:+.1f}",
+                         f"{long_run[-1, 0]:.4f}"])
+    print_table(["variant", "param bytes", "state bytes", "train loss", "test acc", "vs f32 (points)",
+                 f"loss at lr {SMALL_LR:g}"], rows, [
+        "state bytes: the optimizer's persistent state per parameter (the step counters aside; the 4096+ element "
+        "first layer is quantized, the smaller ones keep float32);",
+        f"last column: training loss after {long_epochs} epochs at lr {SMALL_LR:g}, from the same start (loss "
+        f"there: {long_runs['float32'][0, 0]:.4f}): rounded to nearest, bfloat16 weights lose every update "
+        "smaller than half their spacing"])
+
+    fig, axes = demo.figure(1, 2, size=(11, 4.5))
+    for label, history in histories.items():
+        axes[0, 0].plot(history[:, 1], "-o", ms=3, label=label)
+    for label, history in long_runs.items():
+        axes[0, 1].plot(history[:, 0], "-", label=label)
+    axes[0, 0].set(xlabel="epoch", ylabel="accuracy", title=f"Test accuracy, lr {PRECISION_LR:g}", ylim=(0, 1))
+    axes[0, 1].set(yscale="log", xlabel="epoch", ylabel="cross-entropy",
+                   title=f"Training loss, lr {SMALL_LR:g}: nearest rounding stalls")
+    for ax in axes.flat:
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("The digits MLP with Adam in float32, bfloat16 (three ways) and 8-bit state")
+    demo.save(fig, "precision_digits.png")
+    return histories, long_runs
 
 
 def main(argv=None):
