@@ -190,8 +190,22 @@ static void fo_quantize(const fo_qtable* t, const float* src, uint8_t* codes, fl
     Py_ssize_t i, j;
     for (j = 0; j < n; j += t->block) {
         Py_ssize_t m = n - j < t->block ? n - j : t->block;
-        float a = 0.0f, inv;
-        for (i = 0; i < m; i++) { float v = fabsf(src[j + i]); a = (a >= v) | (a != a) ? a : v; }
+        float a, inv;
+        float lanes[16] = {0};  /* 16 independent maxima (no chain from element to element: it vectorizes);
+                                   a maximum does not depend on the order, NaN propagates from any lane */
+        for (i = 0; i + 16 <= m; i += 16) {
+            int l;
+            for (l = 0; l < 16; l++) {
+                float v = fabsf(src[j + i + l]);
+                lanes[l] = (lanes[l] >= v) | (lanes[l] != lanes[l]) ? lanes[l] : v;
+            }
+        }
+        for (; i < m; i++) {
+            float v = fabsf(src[j + i]);
+            lanes[0] = (lanes[0] >= v) | (lanes[0] != lanes[0]) ? lanes[0] : v;
+        }
+        a = lanes[0];
+        for (i = 1; i < 16; i++) a = (a >= lanes[i]) | (a != a) ? a : lanes[i];
         absmax[(first + j) / t->block] = a;
         inv = a == 0.0f ? 0.0f : 1.0f / a;
         if (t->bits == 8) {
