@@ -199,11 +199,12 @@ def test_torch_face_16bit_state_loads_into_torch_optim_and_back():
                                               ("Adadelta", {"lr": 1.0}), ("Adamax", {"lr": 0.01}),
                                               ("NAdam", {"lr": 0.01})])
 def test_rules_without_a_fused_torch_kernel_follow_torchs_for_loop(name, kwargs):
-    """The rules torch has no fused kernel for, on bfloat16: one step from the same state within 3 ulps
-    of torch's for-loop, which rounds to bfloat16 after every operation (fastopt once, at the store).
+    """The rules torch has no fused kernel for, on bfloat16: one step from the same state within 4 ulps
+    of torch's for-loop, which rounds to bfloat16 after every operation (fastopt once, at the store;
+    torch's own bits also vary with the CPU's vector instructions: 3 ulps here, 4 on a CPU without AVX).
     (In float16 torch's for-loop meets eps rounded to float16, 0 for RMSprop's 1e-8, and divides 0 by
     0 where a squared gradient underflows; fastopt's float32 math does not.)"""
     ours = _torch_run(getattr(fotorch, name), torch.bfloat16, 1, **kwargs)[0]
     theirs = _torch_run(getattr(torch.optim, name), torch.bfloat16, 1, foreach=False, **kwargs)[0]
-    assert _ulps(ours, theirs, torch.bfloat16) <= 3.0
+    assert _ulps(ours, theirs, torch.bfloat16) <= 4.0
     assert (ours.view(torch.int16) == theirs.view(torch.int16)).double().mean().item() >= 0.75

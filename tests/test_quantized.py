@@ -26,16 +26,21 @@ def state_bits(value):
 def test_maps_are_bitsandbytes():
     """The embedded maps are bitsandbytes' create_dynamic_map, bit for bit (regenerated with its own
     code when it is installed, else its formula with torch's linspace), and k/16 for unsigned 4 bits."""
-    for bits, signed in ((8, True), (8, False), (4, True), (4, False)):
+    for bits, signed in ((8, True), (8, False), (4, True), (4, False)):  # (what holds on any CPU)
         q = _formats.qmap(bits, signed)
         assert q.dtype == np.float32 and q.size == 2 ** bits and np.all(np.diff(q) > 0)
         assert q[-1] == 1.0 and (0.0 in q) == (bits == 8 or signed)
     np.testing.assert_array_equal(_formats.qmap(4, False), np.arange(1, 17, dtype=np.float32) / 16)
+    torch = pytest.importorskip("torch")
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        # torch's linspace and multiply round differently in their pre-AVX2 kernels (FMA or not): on such
+        # a CPU bitsandbytes' own maps differ in the last bit (fastopt keeps the common one, and every
+        # quantized state carries its map)
+        pytest.skip(f"torch computes bitsandbytes' maps with other roundings on {torch.backends.cpu.get_cpu_capability()}")
     try:
         import bitsandbytes.functional as F
         make = F.create_dynamic_map
     except Exception:  # noqa: BLE001 - not installed, or it failed to load
-        torch = pytest.importorskip("torch")
         make = _torch_dynamic_map(torch)
     for args, (bits, signed) in (((True, 7, 8), (8, True)), ((False, 7, 8), (8, False)), ((True, 3, 4), (4, True))):
         theirs = np.unique(make(*args).cpu().numpy())  # (4 bits: without bitsandbytes' zero padding)
@@ -65,7 +70,7 @@ def _stress_values(n=300_000, seed=0):
     rng = np.random.default_rng(seed)
     parts = [rng.uniform(-1.1, 1.1, n).astype(np.float32),
              (rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 0, n)).astype(np.float32)]
-    for bits, signed in ((8, True), (8, False), (4, True), (4, False)):
+    for bits, signed in ((8, True), (8, False), (4, True), (4, False)):  # (what holds on any CPU)
         q = _formats.qmap(bits, signed)
         mid = (q[:-1] + q[1:]) * np.float32(0.5)
         parts += [mid, np.nextafter(mid, np.float32(-2)), np.nextafter(mid, np.float32(2)), q]
