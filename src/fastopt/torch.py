@@ -234,7 +234,7 @@ class _Plan:
     it, the gradients' views (``grads``), the state it created (``created``) and SGD's first steps."""
 
     __slots__ = ("lists", "params", "state", "stepped", "idle", "meta", "held", "written", "frozen",
-                 "specs", "bounds", "views", "buffers", "kwargs", "args", "batch", "grads", "created",
+                 "specs", "bounds", "views", "buffers", "masters", "kwargs", "args", "batch", "grads", "created",
                  "first")
 
 
@@ -351,11 +351,9 @@ class Optimizer(torch.optim.Optimizer):
                     else:
                         batches.append(plan.batch(views, grads[lo:hi], *plan.buffers[i], *plan.args[i]))
                 precision = self._precision
-                if precision.master_weights is not None:
-                    key = STATE_KEYS[precision.master_weights]
-                    for batch, (lo, hi) in zip(batches, [(lo, hi) for lo, hi in zip(plan.bounds, plan.bounds[1:]) if lo != hi]):
-                        _runtime.attach(batch, precision.master_weights,
-                                        [_flat(self.state[p][key]) for p in plan.stepped[lo:hi]])
+                if plan.masters is not None:  # (one list per group that has a batch)
+                    for batch, masters in zip(batches, plan.masters):
+                        _runtime.attach(batch, precision.master_weights, masters)
                 _runtime.run_openmp(batches, _threads(), 1.0, precision.rounding_seed())
                 precision.advance()
             except BaseException:
@@ -523,6 +521,10 @@ class Optimizer(torch.optim.Optimizer):
             labels.append(f"params[{position[id(p)]}]")
             meta.append((p.data_ptr(), p.dtype, p.shape, p.stride(), _TYPENUM[p.dtype], p.numel()))
         plan.views, plan.buffers, plan.held = [], [], [None] * len(stepped)
+        kind = self._precision.master_weights
+        plan.masters = None if kind is None else [
+            [_flat(self.state[p][STATE_KEYS[kind]]) for p in stepped[lo:hi]]
+            for lo, hi in zip(bounds, bounds[1:]) if lo != hi]  # the masters' views, as the state's
         for i, spec in enumerate(specs):
             lo, hi = bounds[i], bounds[i + 1]
             plan.views.append(views[lo:hi])
