@@ -70,6 +70,10 @@ else:
     if platform.system() != "Darwin":
         # up to 5 buffers per loop: let the vectorizer version the loop for all their alias pairs
         CFLAGS.append("--param=vect-max-version-for-alias-checks=30")
+        # a rule's loop tests its options (amsgrad, momentum, ...) inside: let gcc unswitch loops as long
+        # as a 16-bit one, rather than if-convert an option's array into masked loads from a NULL pointer
+        # (AVX-512 suppresses the fault by a microcode assist per load: 3x slower)
+        CFLAGS.append("--param=max-unswitch-insns=400")
     ISA_FLAGS = {
         "baseline": [],
         "avx2": ["-mavx2", "-mfma"],

@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 /* The formats (fastopt._kernels._runtime.FORMATS names them, in this order). The last two are a
    parameter's with a float32 master: FO_SPLIT, a bfloat16 array (the high halves) and its low halves
@@ -59,6 +62,11 @@ static inline uint16_t fo_f32_to_f16(float f) {
     const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
     return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
+
+/* The 16-bit storage types a rule's loop is generated for (_util.pxd's ``store``): distinct types, so
+   that one fused loop specializes per format; each element's bits are a bfloat16 or a binary16. */
+typedef struct { uint16_t bits; } fo_bf16;
+typedef struct { uint16_t bits; } fo_f16;
 
 /* A hyperparameter as torch's fused kernels for 16-bit parameters meet it where they write
    ``scalar_t(value)`` (FusedAdagradKernel.cpp): rounded to float, then to the parameter's format. */
@@ -162,6 +170,87 @@ static inline int fo_code(const fo_qtable* t, float x) {
     return c;
 }
 
+/* 8-bit codes of 16 (AVX-512) or 8 (AVX2) values at a time: fo_code lane by lane, with gathers (the lut
+   gathered 4 bytes at a time: the table's fields after it keep the last reads inside the struct). The
+   two compares meet mid[c] and mid[c + 1] at once: the second counts only where the first holds, as in
+   fo_code (mid[256], read where c is 255, is the lut's first bytes in both). Return how many values
+   were done. */
+static inline Py_ssize_t fo_code8_vec(const fo_qtable* t, const float* src, float inv, uint8_t* c, Py_ssize_t m) {
+    Py_ssize_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i low = _mm512_set1_epi32(0xFF), one = _mm512_set1_epi32(1);
+    for (; i + 16 <= m; i += 16) {
+        __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src + i), vinv);
+        __m512i k = _mm512_srli_epi32(_mm512_castps_si512(x), 16);
+        __m512i code = _mm512_and_si512(_mm512_i32gather_epi32(k, (const void*)t->lut, 1), low);
+        __m512i next = _mm512_add_epi32(code, one);
+        __mmask16 up1 = _mm512_cmp_ps_mask(x, _mm512_i32gather_ps(code, t->mid, 4), _CMP_GE_OQ);
+        __mmask16 up2 = up1 & _mm512_cmp_ps_mask(x, _mm512_i32gather_ps(next, t->mid, 4), _CMP_GE_OQ);
+        code = _mm512_mask_add_epi32(_mm512_mask_add_epi32(code, up1, code, one), up2, code, _mm512_set1_epi32(2));
+        _mm_storeu_si128((__m128i*)(c + i), _mm512_cvtepi32_epi8(code));
+    }
+#elif defined(__AVX2__)
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i low = _mm256_set1_epi32(0xFF);
+    for (; i + 8 <= m; i += 8) {
+        __m256 x = _mm256_mul_ps(_mm256_loadu_ps(src + i), vinv);
+        __m256i k = _mm256_srli_epi32(_mm256_castps_si256(x), 16);
+        __m256i code = _mm256_and_si256(_mm256_i32gather_epi32((const int*)t->lut, k, 1), low);
+        __m256i next = _mm256_add_epi32(code, _mm256_set1_epi32(1));
+        /* a true compare is all ones (-1): subtracting it adds one */
+        __m256i up1 = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_i32gather_ps(t->mid, code, 4), _CMP_GE_OQ));
+        __m256i up2 = _mm256_and_si256(up1, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_i32gather_ps(t->mid, next, 4), _CMP_GE_OQ)));
+        code = _mm256_sub_epi32(_mm256_sub_epi32(code, up1), up2);
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+        _mm_storel_epi64((__m128i*)(c + i), _mm_packus_epi16(w, w));
+    }
+#else
+    (void)t; (void)src; (void)inv; (void)c; (void)m;
+#endif
+    return i;
+}
+
+/* The NaN-propagating maximum of |src[i]| over the first multiple of 16 of m values, 16 lanes at a time
+   (as fo_quantize's scalar lanes: a maximum does not depend on the order); `lanes` gets the 16 lane
+   maxima. Returns how many values were done. */
+static inline Py_ssize_t fo_absmax_vec(const float* src, Py_ssize_t m, float* lanes) {
+    Py_ssize_t i = 0;
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_loadu_ps(lanes);
+    for (; i + 16 <= m; i += 16) {
+        __m512 v = _mm512_abs_ps(_mm512_loadu_ps(src + i));
+        __mmask16 keep = _mm512_cmp_ps_mask(acc, v, _CMP_GE_OQ) | _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q);
+        acc = _mm512_mask_blend_ps(keep, v, acc);
+    }
+    _mm512_storeu_ps(lanes, acc);
+#else
+    (void)src; (void)m; (void)lanes;
+#endif
+    return i;
+}
+
+/* qmap[codes[i]] * a for 16 (AVX-512) or 8 (AVX2) codes at a time; returns how many were done. */
+static inline Py_ssize_t fo_decode8_vec(const fo_qtable* t, const uint8_t* c, float a, float* dst, Py_ssize_t m) {
+    Py_ssize_t i = 0;
+#if defined(__AVX512F__)
+    const __m512 va = _mm512_set1_ps(a);
+    for (; i + 16 <= m; i += 16) {
+        __m512i code = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c + i)));
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_i32gather_ps(code, t->qmap, 4), va));
+    }
+#elif defined(__AVX2__)
+    const __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= m; i += 8) {
+        __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(c + i)));
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_i32gather_ps(t->qmap, code, 4), va));
+    }
+#else
+    (void)t; (void)c; (void)a; (void)dst; (void)m;
+#endif
+    return i;
+}
+
 /* Dequantize elements [first, first + n) of a quantized array (first: a multiple of its block). */
 static void fo_dequantize(const fo_qtable* t, const uint8_t* codes, const float* absmax, float* dst,
                           Py_ssize_t first, Py_ssize_t n) {
@@ -171,7 +260,7 @@ static void fo_dequantize(const fo_qtable* t, const uint8_t* codes, const float*
         float a = absmax[(first + j) / t->block];
         if (t->bits == 8) {
             const uint8_t* c = codes + first + j;
-            for (i = 0; i < m; i++) dst[j + i] = t->qmap[c[i]] * a;
+            for (i = fo_decode8_vec(t, c, a, dst + j, m); i < m; i++) dst[j + i] = t->qmap[c[i]] * a;
         } else {
             for (i = 0; i < m; i++) {
                 Py_ssize_t e = first + j + i;
@@ -193,7 +282,7 @@ static void fo_quantize(const fo_qtable* t, const float* src, uint8_t* codes, fl
         float a, inv;
         float lanes[16] = {0};  /* 16 independent maxima (no chain from element to element: it vectorizes);
                                    a maximum does not depend on the order, NaN propagates from any lane */
-        for (i = 0; i + 16 <= m; i += 16) {
+        for (i = fo_absmax_vec(src + j, m, lanes); i + 16 <= m; i += 16) {
             int l;
             for (l = 0; l < 16; l++) {
                 float v = fabsf(src[j + i + l]);
@@ -210,7 +299,7 @@ static void fo_quantize(const fo_qtable* t, const float* src, uint8_t* codes, fl
         inv = a == 0.0f ? 0.0f : 1.0f / a;
         if (t->bits == 8) {
             uint8_t* c = codes + first + j;
-            for (i = 0; i < m; i++) c[i] = (uint8_t)fo_code(t, src[j + i] * inv);
+            for (i = fo_code8_vec(t, src + j, inv, c, m); i < m; i++) c[i] = (uint8_t)fo_code(t, src[j + i] * inv);
         } else {
             for (i = 0; i < m; i += 2) {
                 Py_ssize_t e = first + j + i;

@@ -18,12 +18,15 @@ ctypedef struct WorkHead:
     # Every work struct starts with this (the pool reads it as its ``fo_head``).
     chunk_fn chunk
     prologue_fn prologue
-    # The formats (_formats.h) of the item's arrays: ``format`` is the param's; an item with an array in
-    # a 16-bit format runs ``staged_chunk`` as its ``chunk``, which calls the rule's own chunk
-    # (``inner``) on float32 copies of blocks of it. ``slot_offset``: where each array's pointer lies in
-    # the work struct (``size`` bytes).
+    # The formats (_formats.h) of the item's arrays: ``format`` is the param's. The rule's own chunk
+    # (``inner``) runs through one of two wrappers of the kernel module (in its own ISA variant):
+    # ``direct_fn`` (the arrays themselves; for a 16-bit item _util.pxd's ``prefetched_chunk``, which
+    # prefetches each array ahead) or, for an item with arrays in several formats (or rounded stochastically),
+    # ``staged_fn`` (``staged_chunk``: float32 copies of blocks). ``slot_offset``: where each array's
+    # pointer lies in the work struct (``size`` bytes).
     chunk_fn inner
-    chunk_fn staged_fn   # the kernel module's ``staged_chunk`` (in its own ISA variant)
+    chunk_fn direct_fn
+    chunk_fn staged_fn
     Py_ssize_t size
     int format, nslots, staged
     # stochastic rounding of 16-bit stores (``run``): the item's hash key; each array's stream mixes in

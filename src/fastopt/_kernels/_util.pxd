@@ -32,6 +32,14 @@ cdef extern from "_formats.h":
     unsigned int fo_hash(unsigned int key, unsigned int i) noexcept nogil
     Py_ssize_t fo_itemsize(int format) noexcept nogil
     double fo_round_scalar(double x, int format) noexcept nogil
+    ctypedef struct fo_bf16:
+        uint16_t bits
+    ctypedef struct fo_f16:
+        uint16_t bits
+    float fo_bf16_to_f32(uint16_t h) noexcept nogil
+    uint16_t fo_f32_to_bf16(float f) noexcept nogil
+    float fo_f16_to_f32(uint16_t h) noexcept nogil
+    uint16_t fo_f32_to_f16(float f) noexcept nogil
 
 cdef extern from *:
     """
@@ -74,7 +82,88 @@ cdef inline WorkHead work_head(chunk_fn chunk, prologue_fn prologue) noexcept:
     return h
 
 
-# -- formats: staging 16-bit arrays through float32 (_formats.h) --------------------------------------
+# -- formats: a rule's loop generated per storage format ---------------------------------------------
+#
+# A rule writes its per-element math once, in a ``span`` fused over ``store`` (its arrays' format) and
+# ``floating`` (its math's: double for float64 arrays, float for the rest), reading each element into a
+# local with ``load`` and writing it back with ``save``; its chunk calls the span for the item's format
+# (``WorkHead.format``). A 16-bit array is widened in the register where it is read and rounded to
+# nearest even where it is written, inside the one loop. Whatever else (stochastic rounding, split or
+# float32 masters, quantized state, state in another format than the param's) goes through
+# ``staged_chunk``, which runs the same chunk on float32 copies.
+
+ctypedef fused store:
+    float
+    double
+    fo_bf16
+    fo_f16
+
+
+cdef inline void load(floating* x, const store* a, Py_ssize_t i) noexcept nogil:
+    """``x = a[i]`` in the math's type: 16-bit formats widen exactly."""
+    if store is fo_bf16:
+        x[0] = fo_bf16_to_f32(a[i].bits)
+    elif store is fo_f16:
+        x[0] = fo_f16_to_f32(a[i].bits)
+    else:
+        x[0] = a[i]
+
+
+cdef inline void save(store* a, Py_ssize_t i, floating x) noexcept nogil:
+    """``a[i] = x``, rounded to nearest even into a 16-bit format."""
+    if store is fo_bf16:
+        a[i].bits = fo_f32_to_bf16(x)
+    elif store is fo_f16:
+        a[i].bits = fo_f32_to_f16(x)
+    else:
+        a[i] = x
+
+
+cdef extern from *:
+    """
+    #define FO_PREFETCH_R(p) __builtin_prefetch((p), 0)
+    #define FO_PREFETCH_W(p) __builtin_prefetch((p), 1)
+    """
+    void FO_PREFETCH_R(const void* p) noexcept nogil
+    void FO_PREFETCH_W(const void* p) noexcept nogil
+
+cdef enum:
+    # ``prefetched_chunk``: elements per block, and how far ahead (in elements) each array is prefetched
+    PREFETCH_BLOCK = 256
+    PREFETCH_AHEAD = 2048
+
+
+cdef inline void prefetched_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """The chunk of a 16-bit item whose arrays are all in the param's format: the rule's own chunk
+    (``inner``) on blocks of PREFETCH_BLOCK elements, prefetching each array PREFETCH_AHEAD elements
+    ahead first, a few cache lines at a time. Seven 16-bit streams at unrelated offsets in their pages
+    (a param, a grad and the state of a NumPy heap) defeat the hardware prefetcher: bfloat16 Adam at
+    1e7 took 8.4 to 16 ms on one thread by the arrays' offsets, 7.3 to 7.9 ms prefetched. Float32 and
+    float64 items run their chunk directly: the same prefetching made float32 Adam 1.2x slower."""
+    cdef WorkHead* h = <WorkHead*>work
+    cdef Py_ssize_t a = lo, b, size, first, last
+    cdef char* base
+    cdef int s
+    while a < hi:
+        b = a + PREFETCH_BLOCK if hi - a > PREFETCH_BLOCK else hi
+        for s in range(h.nslots):  # (prefetching past an array's end is harmless: no fault)
+            base = (<char**>(<char*>work + h.slot_offset[s]))[0]
+            if base == NULL:
+                continue
+            size = fo_itemsize(h.slot_format[s])
+            first = (a + PREFETCH_AHEAD) * size
+            last = (b + PREFETCH_AHEAD) * size
+            while first < last:
+                if h.slot_write[s]:
+                    FO_PREFETCH_W(base + first)
+                else:
+                    FO_PREFETCH_R(base + first)
+                first += 64
+        h.inner(work, a, b)
+        a = b
+
+
+# -- formats: staging through float32 (_formats.h) ----------------------------------------------------
 
 cdef enum:
     STAGE = 512  # elements per staged block: SLOTS float32 blocks of it stay in L1
@@ -96,7 +185,9 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
     cdef unsigned int key
     cdef Py_ssize_t a = lo, b, n
     cdef int s, fmt
+    cdef int f32 = FO_F32
     memcpy(copy, work, h.size)
+    memcpy(<char*>copy + (<char*>&h.format - <char*>h), &f32, sizeof(int))  # the rule's float32 loop
     for s in range(h.nslots):
         base[s] = (<char**>(<char*>work + h.slot_offset[s]))[0]
     while a < hi:
@@ -136,7 +227,8 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
 
 cdef inline int add_slot(void* item, void** field, int fmt, bint write, int salt) except -1:
     """Record one array of a work item for ``staged_chunk`` (``salt``: its argument's position); an
-    array in a 16-bit format makes the item staged."""
+    array in another format than the param's, or quantized, makes the item staged (``run`` stages the
+    16-bit items it rounds stochastically)."""
     cdef WorkHead* h = <WorkHead*>item
     if h.nslots == SLOTS:
         raise AssertionError("fastopt build error: more arrays in one work item than _runtime.pxd's SLOTS")
@@ -145,7 +237,7 @@ cdef inline int add_slot(void* item, void** field, int fmt, bint write, int salt
     h.slot_write[h.nslots] = write
     h.slot_salt[h.nslots] = salt
     h.nslots += 1
-    if fmt in (FO_BF16, FO_F16, FO_Q8, FO_Q4) and not h.staged:
+    if (fmt != h.format or fmt == FO_Q8 or fmt == FO_Q4) and not h.staged:
         h.staged, h.chunk = True, h.staged_fn
     return 0
 
@@ -197,7 +289,7 @@ cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, P
     """Append tensor k's work item after checking its param and grad (``batch_data``: the grad in the
     param's format); sets ``single`` (float32 math: a float32, bfloat16 or float16 param) and ``n`` (its
     size) for the rule's own arrays, which it adds with ``batch_state``. The struct is zeroed but for its
-    ``ItemHead``. An item with a 16-bit param runs through ``staged_chunk``."""
+    ``ItemHead``. An item with arrays in several formats runs through ``staged_chunk``."""
     cdef int fmt = b.format_of(param)
     if fmt < 0 or b.count == b.capacity:
         b._reject_param(param, k)
@@ -212,6 +304,8 @@ cdef inline void* batch_add(Batch b, WorkHead head, object param, object grad, P
         raise AssertionError("fastopt build error: a work struct larger than _runtime.pxd's WORK_WORDS")
     item.head.format, item.head.size = fmt, b.size
     item.head.inner, item.head.staged_fn = head.chunk, staged_chunk
+    item.head.direct_fn = prefetched_chunk if fmt == FO_BF16 or fmt == FO_F16 else head.chunk
+    item.head.chunk = item.head.direct_fn
     add_slot(item, &item.p, fmt, True, 0)
     add_slot(item, <void**>&item.g, fmt, False, 1)
     b.items[b.count] = item

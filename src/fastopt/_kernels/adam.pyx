@@ -24,7 +24,9 @@ from libc.math cimport pow, sqrt
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_, fsqrt, maxnan, work_head
+from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_,
+                                     fo_bf16, fo_f16, FO_BF16, FO_F32, FO_F64, fsqrt, load, maxnan, save, store,
+                                     work_head)
 
 cnp.import_array()
 BUILD = build_info()
@@ -56,8 +58,11 @@ cdef void _adam_prologue(void* work) noexcept nogil:
     w.decay_factor = 1.0 - w.lr * w.weight_decay                                # decay
 
 
-cdef void _adam_span(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
-                     Py_ssize_t lo, Py_ssize_t hi, const AdamWork* w) noexcept nogil:
+cdef void _adam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const AdamWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* m = <store*>w.m
+    cdef store* v = <store*>w.v
+    cdef store* vmax = <store*>w.vmax
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, decay = w.decay_factor
     cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
@@ -65,31 +70,39 @@ cdef void _adam_span(floating* p, const floating* g, floating* m, floating* v, f
     cdef bint coupled_decay = w.weight_decay != 0.0 and not w.decoupled
     cdef bint decoupled_decay = w.weight_decay != 0.0 and w.decoupled
     cdef bint amsgrad = vmax != NULL
-    cdef floating gi, pi, mi, vi, denom
+    cdef floating gi, pi, mi, vi, vmaxi, denom
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        pi = p[i]
-        gi = effective_grad(g[i], pi, sign, wd, coupled_decay)     # g_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&mi, m, i)
+        load(&vi, v, i)
+        gi = effective_grad(gi, pi, sign, wd, coupled_decay)       # g_t
         if decoupled_decay:
             pi = pi * decay                             # p_t
-        mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t
-        vi = b2 * v[i] + (one_minus_b2 * gi) * gi       # v_t
-        m[i] = mi
-        v[i] = vi
+        mi = mi + one_minus_b1 * (gi - mi)              # m_t
+        vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
+        save(m, i, mi)
+        save(v, i, vi)
         if amsgrad:
-            vi = maxnan(vmax[i], vi)                    # vmax_t
-            vmax[i] = vi
+            load(&vmaxi, vmax, i)
+            vi = maxnan(vmaxi, vi)                      # vmax_t
+            save(vmax, i, vi)
         denom = fsqrt(vi) / bc2s + eps                  # denom_t
-        p[i] = pi + (step * mi) / denom                 # p_t
+        save(p, i, pi + (step * mi) / denom)            # p_t
 
 
 cdef void _adam_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdamWork* w = <AdamWork*>work
-    if w.single:
-        _adam_span(<float*>w.p, <const float*>w.g, <float*>w.m, <float*>w.v, <float*>w.vmax, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _adam_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _adam_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _adam_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _adam_span(<double*>w.p, <const double*>w.g, <double*>w.m, <double*>w.v, <double*>w.vmax,
-                   lo, hi, w)
+        _adam_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _adam_init(AdamWork* w, int single, double lr, double beta1, double beta2, double eps,
@@ -172,29 +185,40 @@ cdef void _adamax_prologue(void* work) noexcept nogil:
     w.neg_step_size = -w.lr / (1.0 - pow(w.beta1, t))                           # step_size
 
 
-cdef void _adamax_span(floating* p, const floating* g, floating* m, floating* u, Py_ssize_t lo,
-                       Py_ssize_t hi, const AdamaxWork* w) noexcept nogil:
+cdef void _adamax_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const AdamaxWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* m = <store*>w.m
+    cdef store* u = <store*>w.u
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, eps = w.eps
     cdef floating step = w.neg_step_size
     cdef bint decay = w.weight_decay != 0.0
-    cdef floating gi, mi, ui
+    cdef floating gi, pi, mi, ui
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
-        mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t
-        ui = maxnan(b2 * u[i], fabs_(gi) + eps)         # u_t
-        m[i] = mi
-        u[i] = ui
-        p[i] = p[i] + (step * mi) / ui                  # p_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&mi, m, i)
+        load(&ui, u, i)
+        gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
+        mi = mi + one_minus_b1 * (gi - mi)              # m_t
+        ui = maxnan(b2 * ui, fabs_(gi) + eps)           # u_t
+        save(m, i, mi)
+        save(u, i, ui)
+        save(p, i, pi + (step * mi) / ui)               # p_t
 
 
 cdef void _adamax_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdamaxWork* w = <AdamaxWork*>work
-    if w.single:
-        _adamax_span(<float*>w.p, <const float*>w.g, <float*>w.m, <float*>w.u, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _adamax_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _adamax_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _adamax_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _adamax_span(<double*>w.p, <const double*>w.g, <double*>w.m, <double*>w.u, lo, hi, w)
+        _adamax_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _adamax_init(AdamaxWork* w, int single, double lr, double beta1, double beta2, double eps,
@@ -280,8 +304,10 @@ cdef void _nadam_prologue(void* work) noexcept nogil:
     w.decay_factor = 1.0 - w.lr * w.weight_decay                                # decay
 
 
-cdef void _nadam_span(floating* p, const floating* g, floating* m, floating* v, Py_ssize_t lo,
-                      Py_ssize_t hi, const NAdamWork* w) noexcept nogil:
+cdef void _nadam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const NAdamWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* m = <store*>w.m
+    cdef store* v = <store*>w.v
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, decay = w.decay_factor
     cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
@@ -291,25 +317,33 @@ cdef void _nadam_span(floating* p, const floating* g, floating* m, floating* v, 
     cdef floating gi, pi, mi, vi, denom
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        pi = p[i]
-        gi = effective_grad(g[i], pi, sign, wd, coupled_decay)     # g_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&mi, m, i)
+        load(&vi, v, i)
+        gi = effective_grad(gi, pi, sign, wd, coupled_decay)       # g_t
         if decoupled_decay:
             pi = pi * decay                             # p_t
-        mi = m[i] + one_minus_b1 * (gi - m[i])          # m_t
-        vi = b2 * v[i] + (one_minus_b2 * gi) * gi       # v_t
-        m[i] = mi
-        v[i] = vi
+        mi = mi + one_minus_b1 * (gi - mi)              # m_t
+        vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
+        save(m, i, mi)
+        save(v, i, vi)
         denom = fsqrt(vi / bc2) + eps                   # denom_t
         pi = pi + (cg * gi) / denom                     # p_t
-        p[i] = pi + (cm * mi) / denom                   # p_t
+        save(p, i, pi + (cm * mi) / denom)              # p_t
 
 
 cdef void _nadam_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef NAdamWork* w = <NAdamWork*>work
-    if w.single:
-        _nadam_span(<float*>w.p, <const float*>w.g, <float*>w.m, <float*>w.v, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _nadam_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _nadam_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _nadam_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _nadam_span(<double*>w.p, <const double*>w.g, <double*>w.m, <double*>w.v, lo, hi, w)
+        _nadam_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _nadam_init(NAdamWork* w, int single, double lr, double beta1, double beta2, double eps,

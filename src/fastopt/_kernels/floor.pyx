@@ -10,7 +10,8 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_state, build_info, work_head
+from fastopt._kernels._util cimport (batch_add, batch_state, build_info, fo_bf16, fo_f16, FO_BF16, FO_F32, FO_F64, load,
+                                     save, store, work_head)
 
 cnp.import_array()
 BUILD = build_info()
@@ -26,40 +27,39 @@ ctypedef struct FloorWork:
     int single
 
 
-cdef void _floor_span(floating* p, const floating* g, floating* s1, floating* s2, floating* s3,
-                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+cdef void _floor_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const FloorWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* s1 = <store*>w.s1
+    cdef store* s2 = <store*>w.s2
+    cdef store* s3 = <store*>w.s3
     cdef Py_ssize_t i
-    cdef floating gi
-    if s3 != NULL:
-        for i in range(lo, hi):
-            gi = g[i]
-            p[i] += gi
-            s1[i] += gi
-            s2[i] += gi
-            s3[i] += gi
-    elif s2 != NULL:
-        for i in range(lo, hi):
-            gi = g[i]
-            p[i] += gi
-            s1[i] += gi
-            s2[i] += gi
-    elif s1 != NULL:
-        for i in range(lo, hi):
-            gi = g[i]
-            p[i] += gi
-            s1[i] += gi
-    else:
-        for i in range(lo, hi):
-            p[i] += g[i]
+    cdef floating gi, x
+    for i in range(lo, hi):
+        load(&gi, g, i)
+        load(&x, p, i)
+        save(p, i, x + gi)
+        if s1 != NULL:
+            load(&x, s1, i)
+            save(s1, i, x + gi)
+        if s2 != NULL:
+            load(&x, s2, i)
+            save(s2, i, x + gi)
+        if s3 != NULL:
+            load(&x, s3, i)
+            save(s3, i, x + gi)
 
 
 cdef void _floor_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef FloorWork* w = <FloorWork*>work
-    if w.single:
-        _floor_span(<float*>w.p, <const float*>w.g, <float*>w.s1, <float*>w.s2, <float*>w.s3, lo, hi)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _floor_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _floor_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _floor_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _floor_span(<double*>w.p, <const double*>w.g, <double*>w.s1, <double*>w.s2, <double*>w.s3,
-                    lo, hi)
+        _floor_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")

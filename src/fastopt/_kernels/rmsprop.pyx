@@ -17,7 +17,9 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fo_round_scalar, fsqrt, work_head
+from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fo_bf16,
+                                     fo_f16, FO_BF16, FO_F32, FO_F64, fo_round_scalar, fsqrt, load, save, store,
+                                     work_head)
 
 cnp.import_array()
 BUILD = build_info()
@@ -48,26 +50,35 @@ cdef void _adagrad_prologue(void* work) noexcept nogil:
     w.eps_used, w.wd_used = fo_round_scalar(w.eps, fmt), fo_round_scalar(w.weight_decay, fmt)
 
 
-cdef void _adagrad_span(floating* p, const floating* g, floating* s, Py_ssize_t lo, Py_ssize_t hi,
-                        const AdagradWork* w) noexcept nogil:
+cdef void _adagrad_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const AdagradWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* s = <store*>w.s
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.wd_used, clr = w.neg_clr, eps = w.eps_used
     cdef bint decay = w.wd_used != 0.0
-    cdef floating gi, si
+    cdef floating gi, pi, si
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
-        si = s[i] + gi * gi                             # s_t
-        s[i] = si
-        p[i] = p[i] + (clr * gi) / (fsqrt(si) + eps)    # p_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&si, s, i)
+        gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
+        si = si + gi * gi                               # s_t
+        save(s, i, si)
+        save(p, i, pi + (clr * gi) / (fsqrt(si) + eps))  # p_t
 
 
 cdef void _adagrad_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdagradWork* w = <AdagradWork*>work
-    if w.single:
-        _adagrad_span(<float*>w.p, <const float*>w.g, <float*>w.s, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _adagrad_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _adagrad_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _adagrad_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _adagrad_span(<double*>w.p, <const double*>w.g, <double*>w.s, lo, hi, w)
+        _adagrad_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _adagrad_init(AdagradWork* w, int single, double lr, double lr_decay, double eps,
@@ -134,39 +145,50 @@ cdef void _rmsprop_prologue(void* work) noexcept nogil:
     bump(w.step, w.step_single)                                                      # t
 
 
-cdef void _rmsprop_span(floating* p, const floating* g, floating* v, floating* buf, floating* ga,
-                        Py_ssize_t lo, Py_ssize_t hi, const RMSpropWork* w) noexcept nogil:
+cdef void _rmsprop_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const RMSpropWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* v = <store*>w.v
+    cdef store* buf = <store*>w.buf
+    cdef store* ga = <store*>w.ga
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, a = w.alpha, one_minus_a = 1.0 - w.alpha, eps = w.eps
     cdef floating mu = w.momentum, lr = w.lr, neg_lr = -w.lr
     cdef bint decay = w.weight_decay != 0.0, centered = ga != NULL, use_buf = buf != NULL
-    cdef floating gi, vi, gai, avg, bi
+    cdef floating gi, pi, vi, gai, avg, bi
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
-        vi = a * v[i] + (one_minus_a * gi) * gi         # v_t
-        v[i] = vi
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&vi, v, i)
+        gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
+        vi = a * vi + (one_minus_a * gi) * gi           # v_t
+        save(v, i, vi)
         if centered:
-            gai = ga[i] + one_minus_a * (gi - ga[i])    # ga_t
-            ga[i] = gai
+            load(&gai, ga, i)
+            gai = gai + one_minus_a * (gi - gai)        # ga_t
+            save(ga, i, gai)
             vi = vi - gai * gai                         # v_t~
         avg = fsqrt(vi) + eps                           # avg_t
         if use_buf:
-            bi = mu * buf[i] + gi / avg                 # b_t
-            buf[i] = bi
-            p[i] = p[i] - lr * bi                       # p_t
+            load(&bi, buf, i)
+            bi = mu * bi + gi / avg                     # b_t
+            save(buf, i, bi)
+            save(p, i, pi - lr * bi)                    # p_t
         else:
-            p[i] = p[i] + (neg_lr * gi) / avg           # p_t
+            save(p, i, pi + (neg_lr * gi) / avg)        # p_t
 
 
 cdef void _rmsprop_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef RMSpropWork* w = <RMSpropWork*>work
-    if w.single:
-        _rmsprop_span(<float*>w.p, <const float*>w.g, <float*>w.v, <float*>w.buf, <float*>w.ga,
-                      lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _rmsprop_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _rmsprop_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _rmsprop_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _rmsprop_span(<double*>w.p, <const double*>w.g, <double*>w.v, <double*>w.buf, <double*>w.ga,
-                      lo, hi, w)
+        _rmsprop_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _rmsprop_init(RMSpropWork* w, int single, double lr, double alpha, double eps,
@@ -250,28 +272,39 @@ cdef void _adadelta_prologue(void* work) noexcept nogil:
     bump(w.step, w.step_single)                                                      # t
 
 
-cdef void _adadelta_span(floating* p, const floating* g, floating* v, floating* u, Py_ssize_t lo,
-                         Py_ssize_t hi, const AdadeltaWork* w) noexcept nogil:
+cdef void _adadelta_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const AdadeltaWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* v = <store*>w.v
+    cdef store* u = <store*>w.u
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, r = w.rho, one_minus_r = 1.0 - w.rho, eps = w.eps, lr = w.lr
     cdef bint decay = w.weight_decay != 0.0
-    cdef floating gi, vi, dx
+    cdef floating gi, pi, vi, ui, dx
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
-        vi = r * v[i] + (one_minus_r * gi) * gi         # v_t
-        v[i] = vi
-        dx = fsqrt(u[i] + eps) / fsqrt(vi + eps) * gi   # dx_t
-        u[i] = r * u[i] + (one_minus_r * dx) * dx       # u_t
-        p[i] = p[i] - lr * dx                           # p_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&vi, v, i)
+        load(&ui, u, i)
+        gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
+        vi = r * vi + (one_minus_r * gi) * gi           # v_t
+        save(v, i, vi)
+        dx = fsqrt(ui + eps) / fsqrt(vi + eps) * gi     # dx_t
+        save(u, i, r * ui + (one_minus_r * dx) * dx)    # u_t
+        save(p, i, pi - lr * dx)                        # p_t
 
 
 cdef void _adadelta_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdadeltaWork* w = <AdadeltaWork*>work
-    if w.single:
-        _adadelta_span(<float*>w.p, <const float*>w.g, <float*>w.v, <float*>w.u, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _adadelta_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _adadelta_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _adadelta_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _adadelta_span(<double*>w.p, <const double*>w.g, <double*>w.v, <double*>w.u, lo, hi, w)
+        _adadelta_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _adadelta_init(AdadeltaWork* w, int single, double lr, double rho, double eps,

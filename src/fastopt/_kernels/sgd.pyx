@@ -14,7 +14,8 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport batch_add, batch_state, build_info, effective_grad, work_head
+from fastopt._kernels._util cimport (batch_add, batch_state, build_info, effective_grad, fo_bf16, fo_f16, FO_BF16, FO_F32,
+                                     FO_F64, load, save, store, work_head)
 
 cnp.import_array()
 BUILD = build_info()
@@ -33,35 +34,44 @@ ctypedef struct SGDWork:
     bint nesterov, maximize, first_step
 
 
-cdef void _sgd_span(floating* p, const floating* g, floating* buf, Py_ssize_t lo, Py_ssize_t hi,
-                    const SGDWork* w) noexcept nogil:
+cdef void _sgd_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const SGDWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* buf = <store*>w.buf
     cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
     cdef floating wd = w.weight_decay, mu = w.momentum, damp1 = 1.0 - w.dampening, lr = w.lr
     cdef bint decay = w.weight_decay != 0.0, use_buf = buf != NULL
     cdef bint nesterov = w.nesterov, first_step = w.first_step
-    cdef floating gi, b
+    cdef floating gi, pi, b
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        gi = effective_grad(g[i], p[i], sign, wd, decay)           # g_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
         if use_buf:
             if first_step:
                 b = gi                                  # b_t
             else:
-                b = mu * buf[i] + damp1 * gi            # b_t
-            buf[i] = b
+                load(&b, buf, i)
+                b = mu * b + damp1 * gi                 # b_t
+            save(buf, i, b)
             if nesterov:
                 gi = gi + mu * b                        # g_t
             else:
                 gi = b                                  # g_t
-        p[i] = p[i] - lr * gi                           # p_t
+        save(p, i, pi - lr * gi)                        # p_t
 
 
 cdef void _sgd_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef SGDWork* w = <SGDWork*>work
-    if w.single:
-        _sgd_span(<float*>w.p, <const float*>w.g, <float*>w.buf, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _sgd_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _sgd_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _sgd_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _sgd_span(<double*>w.p, <const double*>w.g, <double*>w.buf, lo, hi, w)
+        _sgd_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 cdef void _sgd_init(SGDWork* w, int single, double lr, double momentum, double dampening,
@@ -135,23 +145,32 @@ ctypedef struct MomentumWork:
     double lr, beta
 
 
-cdef void _momentum_span(floating* p, const floating* g, floating* v, Py_ssize_t lo, Py_ssize_t hi,
-                         const MomentumWork* w) noexcept nogil:
+cdef void _momentum_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const MomentumWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* v = <store*>w.v
     cdef floating beta = w.beta, one_minus_beta = 1.0 - w.beta, lr = w.lr, scale = w.grad_scale
-    cdef floating vi
+    cdef floating gi, pi, vi
     cdef Py_ssize_t i
     for i in range(lo, hi):
-        vi = beta * v[i] + one_minus_beta * (scale * g[i])  # v_t
-        v[i] = vi
-        p[i] = p[i] - lr * vi                           # p_t
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&vi, v, i)
+        vi = beta * vi + one_minus_beta * (scale * gi)  # v_t
+        save(v, i, vi)
+        save(p, i, pi - lr * vi)                        # p_t
 
 
 cdef void _momentum_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef MomentumWork* w = <MomentumWork*>work
-    if w.single:
-        _momentum_span(<float*>w.p, <const float*>w.g, <float*>w.v, lo, hi, w)
+    cdef int fmt = w.head.format
+    if fmt == FO_F32:
+        _momentum_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _momentum_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _momentum_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
     else:
-        _momentum_span(<double*>w.p, <const double*>w.g, <double*>w.v, lo, hi, w)
+        _momentum_span(<fo_f16*>w.p, <float>0, lo, hi, w)
 
 
 MOMENTUM_NAMES = ("params", "grads", "momentum_buffers")
