@@ -66,7 +66,7 @@ def _torch_dynamic_map(torch):
 
 def _stress_values(n=300_000, seed=0):
     """Values in [-1.1, 1.1] that stress the lookup: uniform, tiny magnitudes, every midpoint of every
-    map and its float32 neighbours, zeros, NaN and inf."""
+    map and its float32 neighbours, zeros, NaN and inf, and a sweep of float32 bit patterns."""
     rng = np.random.default_rng(seed)
     parts = [rng.uniform(-1.1, 1.1, n).astype(np.float32),
              (rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 0, n)).astype(np.float32)]
@@ -75,6 +75,8 @@ def _stress_values(n=300_000, seed=0):
         mid = (q[:-1] + q[1:]) * np.float32(0.5)
         parts += [mid, np.nextafter(mid, np.float32(-2)), np.nextafter(mid, np.float32(2)), q]
     parts.append(np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -1.0], np.float32))
+    sweep = np.arange(0, 0x3F800001, 4093, dtype=np.uint32).view(np.float32)  # [0, 1] at every low-bit phase
+    parts += [sweep, -sweep]
     return np.concatenate(parts)
 
 

@@ -133,75 +133,102 @@ static void fo_narrow(int format, const float* src, void* dst, Py_ssize_t n) {
 /* Quantized state (q8, q4): blocks of `block` elements (256, 128), each a float32 absmax and one code per
    element (q8: a byte; q4: a nibble, the even element in the high one), a code c standing for
    qmap[c] * absmax (bitsandbytes' and torchao's blockwise dynamic quantization). A value x of a block
-   is coded as the nearest entry of the sorted qmap to x * (1 / absmax), ties up: the first code whose
-   midpoint to the next exceeds it. `lut` finds it in two compares: lut[k] is that code for the smallest
-   float32 whose top 16 bits are k, and no such interval of float32s holds more than two midpoints
-   (fo_qtable_init checks). */
+   is coded as the nearest entry of the sorted qmap to x * (1 / absmax), ties up: the number of
+   midpoints between neighbouring entries that are <= x (NaN: code 0). `lut` finds it with one load and
+   two integer compares. The float32s whose top 16 bits are k form an interval, ordered by their low 16
+   bits u (reversed for negative ones: u = 0xFFFF - low bits); lut[k] holds the code of its first float32
+   (u = 0) in its low 8 bits, and the u at which each of the (at most two) midpoints inside it is
+   reached, t1 in bits 8-31 and t2 in bits 32-63 (0x10000: none): the code of x is
+   code + (u >= t1) + (u >= t2). fo_qtable_init checks that no interval holds more midpoints and that
+   the last float32 of each interval gets its code. (Intervals of NaNs get code 0 but one: +inf's,
+   whose NaNs (signalling: arithmetic never makes them) get +inf's code.) */
 typedef struct {
     float qmap[256];
     float mid[256];          /* mid[c] = (qmap[c] + qmap[c + 1]) / 2; +inf from the last code on */
-    uint8_t lut[65536];
+    uint64_t lut[65536];
     int32_t ncodes, bits, block;
 } fo_qtable;
 
-/* 0, or -1 if an interval holds more than two midpoints (the map is too dense for the two compares). */
+/* The number of midpoints <= x (x NaN: none): the code of x by its definition, for fo_qtable_init. */
+static int fo_code_ref(const fo_qtable* t, float x) {
+    int lo = 0, hi = t->ncodes - 1;  /* mid[0 .. ncodes-2] ascend */
+    if (x != x) return 0;
+    while (lo < hi) {
+        int m = (lo + hi) / 2;
+        if (t->mid[m] <= x) lo = m + 1; else hi = m;
+    }
+    return lo;
+}
+
+/* 0, or -1 if an interval holds more than two midpoints (the map is too dense for two compares) or its
+   last float32 would not get its code. */
 static int fo_qtable_init(fo_qtable* t, const float* qmap, int ncodes, int bits, int block) {
-    int c, k;
+    int c, k, j;
     t->ncodes = ncodes; t->bits = bits; t->block = block;
     for (c = 0; c < 256; c++) t->qmap[c] = c < ncodes ? qmap[c] : 0.0f;
     for (c = 0; c < 256; c++) t->mid[c] = c < ncodes - 1 ? (qmap[c] + qmap[c + 1]) * 0.5f : INFINITY;
     for (k = 0; k < 65536; k++) {
-        uint32_t lo = (uint32_t)k << 16, hi = lo | 0xFFFFu;
-        float first = fo_float(k & 0x8000 ? hi : lo), last = fo_float(k & 0x8000 ? lo : hi);
-        int code = 0, end = 0;
-        while (code < ncodes - 1 && t->mid[code] <= first) code++;  /* NaN: no midpoint is <= it */
-        end = code;
-        while (end < ncodes - 1 && t->mid[end] <= last) end++;
-        if (end - code > 2) return -1;
-        t->lut[k] = (uint8_t)code;
+        uint32_t neg = k & 0x8000 ? 0xFFFFu : 0u, top = (uint32_t)k << 16;
+        float first = fo_float(top | neg), last = fo_float(top | (neg ^ 0xFFFFu));
+        int code = fo_code_ref(t, first), end = fo_code_ref(t, last);
+        uint32_t th[2] = {0x10000u, 0x10000u};
+        if (first != first || last != last) end = code;  /* an interval of NaNs (or +inf's: see above) */
+        if (end < code || end - code > 2) return -1;
+        for (j = 0; j < end - code; j++) {
+            uint32_t b = fo_bits(t->mid[code + j]);
+            if ((b >> 16) != (uint32_t)k) return -1;
+            th[j] = (b & 0xFFFFu) ^ neg;
+        }
+        t->lut[k] = (uint64_t)code | ((uint64_t)th[0] << 8) | ((uint64_t)th[1] << 32);
     }
     return 0;
 }
 
 static inline int fo_code(const fo_qtable* t, float x) {
-    int c = t->lut[fo_bits(x) >> 16];
-    c += x >= t->mid[c];
-    c += x >= t->mid[c];
-    return c;
+    uint32_t b = fo_bits(x);
+    uint64_t e = t->lut[b >> 16];
+    uint32_t u = (b & 0xFFFFu) ^ ((uint32_t)((int32_t)b >> 31) & 0xFFFFu);
+    return (int)(e & 0xFFu) + (u >= ((uint32_t)e >> 8)) + (u >= (uint32_t)(e >> 32));
 }
 
-/* 8-bit codes of 16 (AVX-512) or 8 (AVX2) values at a time: fo_code lane by lane, with gathers (the lut
-   gathered 4 bytes at a time: the table's fields after it keep the last reads inside the struct). The
-   two compares meet mid[c] and mid[c + 1] at once: the second counts only where the first holds, as in
-   fo_code (mid[256], read where c is 255, is the lut's first bytes in both). Return how many values
-   were done. */
+/* 8-bit codes of 16 (AVX-512) or 8 (AVX2) values at a time: fo_code lane by lane, the lut's entries
+   gathered. Returns how many values were done. */
 static inline Py_ssize_t fo_code8_vec(const fo_qtable* t, const float* src, float inv, uint8_t* c, Py_ssize_t m) {
     Py_ssize_t i = 0;
 #if defined(__AVX512F__)
     const __m512 vinv = _mm512_set1_ps(inv);
-    const __m512i low = _mm512_set1_epi32(0xFF), one = _mm512_set1_epi32(1);
+    const __m512i low8 = _mm512_set1_epi32(0xFF), low16 = _mm512_set1_epi32(0xFFFF), one = _mm512_set1_epi32(1);
     for (; i + 16 <= m; i += 16) {
-        __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src + i), vinv);
-        __m512i k = _mm512_srli_epi32(_mm512_castps_si512(x), 16);
-        __m512i code = _mm512_and_si512(_mm512_i32gather_epi32(k, (const void*)t->lut, 1), low);
-        __m512i next = _mm512_add_epi32(code, one);
-        __mmask16 up1 = _mm512_cmp_ps_mask(x, _mm512_i32gather_ps(code, t->mid, 4), _CMP_GE_OQ);
-        __mmask16 up2 = up1 & _mm512_cmp_ps_mask(x, _mm512_i32gather_ps(next, t->mid, 4), _CMP_GE_OQ);
-        code = _mm512_mask_add_epi32(_mm512_mask_add_epi32(code, up1, code, one), up2, code, _mm512_set1_epi32(2));
+        __m512i b = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(src + i), vinv));
+        __m512i k = _mm512_srli_epi32(b, 16);
+        __m512i e0 = _mm512_i32gather_epi64(_mm512_castsi512_si256(k), (const void*)t->lut, 8);
+        __m512i e1 = _mm512_i32gather_epi64(_mm512_extracti64x4_epi64(k, 1), (const void*)t->lut, 8);
+        __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(e0)), _mm512_cvtepi64_epi32(e1), 1);
+        __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(e0, 32))),
+                                        _mm512_cvtepi64_epi32(_mm512_srli_epi64(e1, 32)), 1);
+        __m512i u = _mm512_xor_si512(_mm512_and_si512(b, low16), _mm512_and_si512(_mm512_srai_epi32(b, 31), low16));
+        __m512i code = _mm512_and_si512(lo, low8);
+        code = _mm512_mask_add_epi32(code, _mm512_cmpge_epu32_mask(u, _mm512_srli_epi32(lo, 8)), code, one);
+        code = _mm512_mask_add_epi32(code, _mm512_cmpge_epu32_mask(u, hi), code, one);
         _mm_storeu_si128((__m128i*)(c + i), _mm512_cvtepi32_epi8(code));
     }
 #elif defined(__AVX2__)
     const __m256 vinv = _mm256_set1_ps(inv);
-    const __m256i low = _mm256_set1_epi32(0xFF);
+    const __m256i low8 = _mm256_set1_epi32(0xFF), low16 = _mm256_set1_epi32(0xFFFF), one = _mm256_set1_epi32(1);
+    const __m256i halves = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (; i + 8 <= m; i += 8) {
-        __m256 x = _mm256_mul_ps(_mm256_loadu_ps(src + i), vinv);
-        __m256i k = _mm256_srli_epi32(_mm256_castps_si256(x), 16);
-        __m256i code = _mm256_and_si256(_mm256_i32gather_epi32((const int*)t->lut, k, 1), low);
-        __m256i next = _mm256_add_epi32(code, _mm256_set1_epi32(1));
-        /* a true compare is all ones (-1): subtracting it adds one */
-        __m256i up1 = _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_i32gather_ps(t->mid, code, 4), _CMP_GE_OQ));
-        __m256i up2 = _mm256_and_si256(up1, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_i32gather_ps(t->mid, next, 4), _CMP_GE_OQ)));
-        code = _mm256_sub_epi32(_mm256_sub_epi32(code, up1), up2);
+        __m256i b = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + i), vinv));
+        __m256i k = _mm256_srli_epi32(b, 16);
+        __m256i e0 = _mm256_permutevar8x32_epi32(
+            _mm256_i32gather_epi64((const long long*)t->lut, _mm256_castsi256_si128(k), 8), halves);
+        __m256i e1 = _mm256_permutevar8x32_epi32(
+            _mm256_i32gather_epi64((const long long*)t->lut, _mm256_extracti128_si256(k, 1), 8), halves);
+        __m256i lo = _mm256_permute2x128_si256(e0, e1, 0x20), hi = _mm256_permute2x128_si256(e0, e1, 0x31);
+        __m256i u = _mm256_xor_si256(_mm256_and_si256(b, low16), _mm256_and_si256(_mm256_srai_epi32(b, 31), low16));
+        /* t > u is all ones (-1) where the threshold is not reached: code + 1 + that (all below 2^17) */
+        __m256i code = _mm256_and_si256(lo, low8);
+        code = _mm256_add_epi32(code, _mm256_add_epi32(one, _mm256_cmpgt_epi32(_mm256_srli_epi32(lo, 8), u)));
+        code = _mm256_add_epi32(code, _mm256_add_epi32(one, _mm256_cmpgt_epi32(hi, u)));
         __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
         _mm_storel_epi64((__m128i*)(c + i), _mm_packus_epi16(w, w));
     }
