@@ -58,6 +58,14 @@ def test_bench_quick_has_rows_models_and_overhead(tmp_path):
     assert {row[0] for row in map(str.split, lines[numpy_loop + 4:numpy_loop + 4 + len(threads)])} == \
         {str(n) for n in threads}, proc.stdout
     assert "NumPy loop step/back to back (1 thread)" in lines[-1], lines[-1]
+    # the precision table (ml_dtypes is in the test extra): every format on every thread count, with
+    # the bfloat16 step against its floor and its arithmetic alone
+    start = lines.index(next(line for line in lines if line.startswith("Precision: Adam")))
+    table = [line.split() for line in lines[start:] if line[:1].isdigit()]
+    for n in threads:
+        for variant in (["float32"], ["bf16"], ["bf16", "math"], ["bf16", "floor"], ["f32,", "q8", "state"]):
+            assert [str(n), *variant] in [row[:1 + len(variant)] for row in table], (n, variant, proc.stdout)
+    assert "precision 1 thread: bf16/f32" in lines[-1] and "bf16/its math" in lines[-1], lines[-1]
     # the busy machine: three loads, fastopt on every thread count
     for load in ("quiet", "light", "busy"):
         assert any(line.startswith(load) or (load == "busy" and "busy processes" in line.split("  ")[0])

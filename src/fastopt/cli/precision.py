@@ -2,7 +2,8 @@
 
 One parameter array of ``PRECISION_SIZE`` elements, interleaved rounds, medians; every row against
 fastopt's float32 step, the bfloat16 row also against its own floor (the floor kernel over the same
-bytes: float32 arrays of half the length) and torch's fused bfloat16 Adam. Bytes per element count what
+bytes: float32 arrays of half the length), against its arithmetic alone ("bf16 math": the same kernel
+on an in-cache array, one thread's time divided by the thread count) and torch's fused bfloat16 Adam. Bytes per element count what
 one step reads and writes (docs/precision.md).
 """
 import numpy as np
@@ -50,6 +51,7 @@ def precision_steps(size, torch=None):
         opt = Adam([p], lr=1e-4, **options)
         opt.step([g])
         steps[name] = lambda opt=opt, g=g: opt.step([g])
+    steps["bf16 math"] = _math_step(p32, g32, size)
     half = size // 2
     floor_arrays = [p32[:half].copy(), g32[:half].copy(), np.zeros(half, np.float32), np.zeros(half, np.float32)]
     steps["bf16 floor"] = lambda a=floor_arrays: kernels.run(
@@ -57,6 +59,28 @@ def precision_steps(size, torch=None):
     if torch is not None:
         steps.update(_peer_steps(torch, p32, g32))
     return steps
+
+
+MATH_CHUNK = 65536  # elements of the in-cache array of the "bf16 math" row (0.5 MB of bfloat16 arrays)
+
+
+def _math_step(p32, g32, size):
+    """bfloat16 Adam's arithmetic alone: the kernel on one in-cache array of MATH_CHUNK elements, on one
+    thread, run often enough to cover ``size`` elements (``precision_table`` divides it by the thread
+    count: the time with no memory traffic, if threads scaled perfectly)."""
+    import ml_dtypes
+    n = min(MATH_CHUNK, size)
+    reps = max(1, round(size / n))
+    p, g = p32[:n].astype(ml_dtypes.bfloat16), g32[:n].astype(ml_dtypes.bfloat16)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    batch = kernels.adam_batch([p], [g], [np.zeros(1, np.float32)], [m], [v], None, lr=1e-4, beta1=0.9,
+                               beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False,
+                               decoupled_weight_decay=False)
+
+    def step():
+        for _ in range(reps):
+            kernels.run(batch, 1)
+    return step
 
 
 def _peer_steps(torch, p32, g32):
@@ -110,6 +134,7 @@ def precision_table(torch, threads, args, summary):
     saved_torch = torch.get_num_threads() if torch is not None else None
     nbytes = {name: b for name, _, _, b in ROWS}
     nbytes["bf16 floor"] = 14
+    nbytes["bf16 math"] = 0
     nbytes.update(PEERS)
     try:
         for n in threads:
@@ -118,12 +143,16 @@ def precision_table(torch, threads, args, summary):
                 torch.set_num_threads(n)
             result = compare(precision_steps(size, torch), baseline="float32", rounds=3 if args.quick else 9,
                              target=0.0)
-            for name, seconds in result.medians.items():
-                print_row([str(n), name, f"{nbytes[name]:g}", f"{seconds * 1e3:.2f} ms",
-                           f"{result.ratio(name, 'float32'):.2f}", f"{nbytes[name] * size / seconds / 1e9:.1f}"],
+            medians = dict(result.medians)
+            medians["bf16 math"] /= n  # one thread's in-cache time, as if n threads shared it perfectly
+            for name, seconds in medians.items():
+                print_row([str(n), name, "-" if name == "bf16 math" else f"{nbytes[name]:g}", f"{seconds * 1e3:.2f} ms",
+                           f"{seconds / medians['float32']:.2f}",
+                           "-" if name == "bf16 math" else f"{nbytes[name] * size / seconds / 1e9:.1f}"],
                           widths, left=2)
             line = (f"{n} thread{'s' if n > 1 else ''}: bf16/f32 {result.ratio('bf16', 'float32'):.2f}, "
-                    f"bf16/its floor {result.ratio('bf16', 'bf16 floor'):.2f}")
+                    f"bf16/its floor {result.ratio('bf16', 'bf16 floor'):.2f}, "
+                    f"bf16/its math {medians['bf16'] / medians['bf16 math']:.2f}")
             if "torch fused bf16" in result.medians:
                 line += f", bf16/torch fused bf16 {result.ratio('bf16', 'torch fused bf16'):.2f}"
             line += f", bf16+q8/f32 {result.ratio('bf16, q8 state', 'float32'):.2f}"
