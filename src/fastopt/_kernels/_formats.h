@@ -67,6 +67,7 @@ static inline uint16_t fo_f32_to_f16(float f) {
    that one fused loop specializes per format; each element's bits are a bfloat16 or a binary16. */
 typedef struct { uint16_t bits; } fo_bf16;
 typedef struct { uint16_t bits; } fo_f16;
+typedef struct { uint16_t bits; } fo_bf16sr;  /* bfloat16 stored with stochastic rounding */
 
 /* A hyperparameter as torch's fused kernels for 16-bit parameters meet it where they write
    ``scalar_t(value)`` (FusedAdagradKernel.cpp): rounded to float, then to the parameter's format. */
@@ -95,6 +96,12 @@ static void fo_narrow_sr(const float* src, uint16_t* d, Py_ssize_t n, uint32_t k
         uint32_t r = fo_hash(k, base + (uint32_t)i) >> 16;
         d[i] = (uint16_t)(src[i] != src[i] ? 0x7FC0u : (u + r) >> 16);
     }
+}
+
+/* One element of fo_narrow_sr: element i (< 2^32) of the array whose stream is `key`. */
+static inline uint16_t fo_f32_to_bf16_sr(float f, uint32_t key, uint32_t i) {
+    uint32_t r = fo_hash(key, i) >> 16;
+    return (uint16_t)(f != f ? 0x7FC0u : (fo_bits(f) + r) >> 16);
 }
 
 /* Split masters: a float32 value u is the bfloat16 h = u rounded to nearest (ties away from zero) and the

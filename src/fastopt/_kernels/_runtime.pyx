@@ -500,8 +500,6 @@ cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=
         (<ItemHead*>items[k]).grad_scale = grad_scale
         head = <WorkHead*>items[k]
         head.stochastic, head.key = stochastic, fo_hash(key, <unsigned int>k) if stochastic else 0
-        if head.inner != NULL and not head.staged:  # a bfloat16 item rounds stochastically when staged
-            head.chunk = head.staged_fn if stochastic and head.format == FO_BF16 else head.direct_fn
         align = align or head.align
     cdef void** padded = NULL
     cdef Py_ssize_t* padded_offsets = NULL

@@ -36,6 +36,9 @@ cdef extern from "_formats.h":
         uint16_t bits
     ctypedef struct fo_f16:
         uint16_t bits
+    ctypedef struct fo_bf16sr:
+        uint16_t bits
+    uint16_t fo_f32_to_bf16_sr(float f, unsigned int key, unsigned int i) noexcept nogil
     float fo_bf16_to_f32(uint16_t h) noexcept nogil
     uint16_t fo_f32_to_bf16(float f) noexcept nogil
     float fo_f16_to_f32(uint16_t h) noexcept nogil
@@ -86,22 +89,28 @@ cdef inline WorkHead work_head(chunk_fn chunk, prologue_fn prologue) noexcept:
 #
 # A rule writes its per-element math once, in a ``span`` fused over ``store`` (its arrays' format) and
 # ``floating`` (its math's: double for float64 arrays, float for the rest), reading each element into a
-# local with ``load`` and writing it back with ``save``; its chunk calls the span for the item's format
-# (``WorkHead.format``). A 16-bit array is widened in the register where it is read and rounded to
-# nearest even where it is written, inside the one loop. Whatever else (stochastic rounding, split or
-# float32 masters, quantized state, state in another format than the param's) goes through
-# ``staged_chunk``, which runs the same chunk on float32 copies.
+# local with ``load`` and writing it back with ``save`` (given the array's ``stream``: stochastic
+# rounding's key); its chunk calls the span for the item's ``loop_format``. A 16-bit array is widened in
+# the register where it is read and rounded where it is written (to nearest even, or stochastically:
+# ``fo_bf16sr``), inside the one loop. Whatever else (split or float32 masters, quantized state, state
+# in another format than the param's) goes through ``staged_chunk``, which runs the same chunk on
+# float32 copies.
 
 ctypedef fused store:
     float
     double
     fo_bf16
     fo_f16
+    fo_bf16sr
+
+cdef enum:
+    FO_BF16_SR = 100  # ``loop_format``: bfloat16 stored stochastically
+    FO_STAGED = 101   # ``loop_format``: the chunk runs through ``staged_chunk``
 
 
 cdef inline void load(floating* x, const store* a, Py_ssize_t i) noexcept nogil:
     """``x = a[i]`` in the math's type: 16-bit formats widen exactly."""
-    if store is fo_bf16:
+    if store is fo_bf16 or store is fo_bf16sr:
         x[0] = fo_bf16_to_f32(a[i].bits)
     elif store is fo_f16:
         x[0] = fo_f16_to_f32(a[i].bits)
@@ -109,14 +118,38 @@ cdef inline void load(floating* x, const store* a, Py_ssize_t i) noexcept nogil:
         x[0] = a[i]
 
 
-cdef inline void save(store* a, Py_ssize_t i, floating x) noexcept nogil:
-    """``a[i] = x``, rounded to nearest even into a 16-bit format."""
+cdef inline void save(store* a, Py_ssize_t i, floating x, unsigned int key) noexcept nogil:
+    """``a[i] = x``, rounded into a 16-bit format: to nearest even, or (``fo_bf16sr``) stochastically
+    from the random bits of element i of the stream ``key`` (as ``staged_chunk`` does)."""
     if store is fo_bf16:
         a[i].bits = fo_f32_to_bf16(x)
+    elif store is fo_bf16sr:
+        a[i].bits = fo_f32_to_bf16_sr(x, key, <unsigned int>i)
     elif store is fo_f16:
         a[i].bits = fo_f32_to_f16(x)
     else:
         a[i] = x
+
+
+cdef inline unsigned int stream(const WorkHead* h, const void* field) noexcept nogil:
+    """The stochastic-rounding key of the array whose pointer is the work struct's ``field`` (0 when the
+    item rounds to nearest): the item's key mixed with the array's salt, as ``staged_chunk`` makes it."""
+    cdef int s, offset = <int>(<const char*>field - <const char*>h)
+    if h.stochastic:
+        for s in range(h.nslots):
+            if h.slot_offset[s] == offset:
+                return fo_hash(h.key, h.slot_salt[s])
+    return 0
+
+
+cdef inline int loop_format(const WorkHead* h, Py_ssize_t hi) noexcept nogil:
+    """Which of its loops a rule's chunk runs: the item's format (``WorkHead.format``: float32 when
+    ``staged_chunk`` calls it on scratch), FO_BF16_SR for a bfloat16 item rounded stochastically, or
+    FO_STAGED for one whose elements reach 2^32 (the random bits' element counter is 32-bit there;
+    ``staged_chunk``'s blocks handle it)."""
+    if h.format == FO_BF16 and h.stochastic:
+        return FO_STAGED if <unsigned long long>hi > 4294967296ULL else FO_BF16_SR
+    return h.format
 
 
 cdef extern from *:

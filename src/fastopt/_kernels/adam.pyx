@@ -25,8 +25,8 @@ from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_,
-                                     fo_bf16, fo_f16, FO_BF16, FO_F32, FO_F64, fsqrt, load, maxnan, save, store,
-                                     work_head)
+                                     fsqrt, load, loop_format, maxnan, save, store, stream, work_head)
+from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
 BUILD = build_info()
@@ -72,6 +72,10 @@ cdef void _adam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, cons
     cdef bint amsgrad = vmax != NULL
     cdef floating gi, pi, mi, vi, vmaxi, denom
     cdef Py_ssize_t i
+    cdef unsigned int k_m = stream(&w.head, &w.m)
+    cdef unsigned int k_v = stream(&w.head, &w.v)
+    cdef unsigned int k_vmax = stream(&w.head, &w.vmax)
+    cdef unsigned int k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
@@ -82,27 +86,31 @@ cdef void _adam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, cons
             pi = pi * decay                             # p_t
         mi = mi + one_minus_b1 * (gi - mi)              # m_t
         vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
-        save(m, i, mi)
-        save(v, i, vi)
+        save(m, i, mi, k_m)
+        save(v, i, vi, k_v)
         if amsgrad:
             load(&vmaxi, vmax, i)
             vi = maxnan(vmaxi, vi)                      # vmax_t
-            save(vmax, i, vi)
+            save(vmax, i, vi, k_vmax)
         denom = fsqrt(vi) / bc2s + eps                  # denom_t
-        save(p, i, pi + (step * mi) / denom)            # p_t
+        save(p, i, pi + (step * mi) / denom, k_p)       # p_t
 
 
 cdef void _adam_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdamWork* w = <AdamWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _adam_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _adam_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _adam_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _adam_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _adam_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _adam_init(AdamWork* w, int single, double lr, double beta1, double beta2, double eps,
@@ -195,6 +203,7 @@ cdef void _adamax_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, co
     cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, pi, mi, ui
     cdef Py_ssize_t i
+    cdef unsigned int k_m = stream(&w.head, &w.m), k_u = stream(&w.head, &w.u), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
@@ -203,22 +212,26 @@ cdef void _adamax_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, co
         gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
         mi = mi + one_minus_b1 * (gi - mi)              # m_t
         ui = maxnan(b2 * ui, fabs_(gi) + eps)           # u_t
-        save(m, i, mi)
-        save(u, i, ui)
-        save(p, i, pi + (step * mi) / ui)               # p_t
+        save(m, i, mi, k_m)
+        save(u, i, ui, k_u)
+        save(p, i, pi + (step * mi) / ui, k_p)          # p_t
 
 
 cdef void _adamax_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdamaxWork* w = <AdamaxWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _adamax_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _adamax_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _adamax_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _adamax_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _adamax_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _adamax_init(AdamaxWork* w, int single, double lr, double beta1, double beta2, double eps,
@@ -316,6 +329,7 @@ cdef void _nadam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, con
     cdef bint decoupled_decay = w.weight_decay != 0.0 and w.decoupled
     cdef floating gi, pi, mi, vi, denom
     cdef Py_ssize_t i
+    cdef unsigned int k_m = stream(&w.head, &w.m), k_v = stream(&w.head, &w.v), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
@@ -326,24 +340,28 @@ cdef void _nadam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, con
             pi = pi * decay                             # p_t
         mi = mi + one_minus_b1 * (gi - mi)              # m_t
         vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
-        save(m, i, mi)
-        save(v, i, vi)
+        save(m, i, mi, k_m)
+        save(v, i, vi, k_v)
         denom = fsqrt(vi / bc2) + eps                   # denom_t
         pi = pi + (cg * gi) / denom                     # p_t
-        save(p, i, pi + (cm * mi) / denom)              # p_t
+        save(p, i, pi + (cm * mi) / denom, k_p)         # p_t
 
 
 cdef void _nadam_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef NAdamWork* w = <NAdamWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _nadam_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _nadam_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _nadam_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _nadam_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _nadam_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _nadam_init(NAdamWork* w, int single, double lr, double beta1, double beta2, double eps,

@@ -10,8 +10,8 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport (batch_add, batch_state, build_info, fo_bf16, fo_f16, FO_BF16, FO_F32, FO_F64, load,
-                                     save, store, work_head)
+from fastopt._kernels._util cimport batch_add, batch_state, build_info, load, loop_format, save, store, stream, work_head
+from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
 BUILD = build_info()
@@ -33,33 +33,41 @@ cdef void _floor_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, con
     cdef store* s2 = <store*>w.s2
     cdef store* s3 = <store*>w.s3
     cdef Py_ssize_t i
+    cdef unsigned int k_p = stream(&w.head, &w.p)
+    cdef unsigned int k_s1 = stream(&w.head, &w.s1)
+    cdef unsigned int k_s2 = stream(&w.head, &w.s2)
+    cdef unsigned int k_s3 = stream(&w.head, &w.s3)
     cdef floating gi, x
     for i in range(lo, hi):
         load(&gi, g, i)
         load(&x, p, i)
-        save(p, i, x + gi)
+        save(p, i, x + gi, k_p)
         if s1 != NULL:
             load(&x, s1, i)
-            save(s1, i, x + gi)
+            save(s1, i, x + gi, k_s1)
         if s2 != NULL:
             load(&x, s2, i)
-            save(s2, i, x + gi)
+            save(s2, i, x + gi, k_s2)
         if s3 != NULL:
             load(&x, s3, i)
-            save(s3, i, x + gi)
+            save(s3, i, x + gi, k_s3)
 
 
 cdef void _floor_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef FloorWork* w = <FloorWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _floor_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _floor_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _floor_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _floor_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _floor_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 FLOOR_NAMES = ("params", "grads", "s1", "s2", "s3")

@@ -17,9 +17,9 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fo_bf16,
-                                     fo_f16, FO_BF16, FO_F32, FO_F64, fo_round_scalar, fsqrt, load, save, store,
-                                     work_head)
+from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad,
+                                     fo_round_scalar, fsqrt, load, loop_format, save, store, stream, work_head)
+from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
 BUILD = build_info()
@@ -58,27 +58,32 @@ cdef void _adagrad_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, c
     cdef bint decay = w.wd_used != 0.0
     cdef floating gi, pi, si
     cdef Py_ssize_t i
+    cdef unsigned int k_s = stream(&w.head, &w.s), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
         load(&si, s, i)
         gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
         si = si + gi * gi                               # s_t
-        save(s, i, si)
-        save(p, i, pi + (clr * gi) / (fsqrt(si) + eps))  # p_t
+        save(s, i, si, k_s)
+        save(p, i, pi + (clr * gi) / (fsqrt(si) + eps), k_p)  # p_t
 
 
 cdef void _adagrad_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdagradWork* w = <AdagradWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _adagrad_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _adagrad_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _adagrad_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _adagrad_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _adagrad_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _adagrad_init(AdagradWork* w, int single, double lr, double lr_decay, double eps,
@@ -156,39 +161,47 @@ cdef void _rmsprop_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, c
     cdef bint decay = w.weight_decay != 0.0, centered = ga != NULL, use_buf = buf != NULL
     cdef floating gi, pi, vi, gai, avg, bi
     cdef Py_ssize_t i
+    cdef unsigned int k_v = stream(&w.head, &w.v)
+    cdef unsigned int k_ga = stream(&w.head, &w.ga)
+    cdef unsigned int k_buf = stream(&w.head, &w.buf)
+    cdef unsigned int k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
         load(&vi, v, i)
         gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
         vi = a * vi + (one_minus_a * gi) * gi           # v_t
-        save(v, i, vi)
+        save(v, i, vi, k_v)
         if centered:
             load(&gai, ga, i)
             gai = gai + one_minus_a * (gi - gai)        # ga_t
-            save(ga, i, gai)
+            save(ga, i, gai, k_ga)
             vi = vi - gai * gai                         # v_t~
         avg = fsqrt(vi) + eps                           # avg_t
         if use_buf:
             load(&bi, buf, i)
             bi = mu * bi + gi / avg                     # b_t
-            save(buf, i, bi)
-            save(p, i, pi - lr * bi)                    # p_t
+            save(buf, i, bi, k_buf)
+            save(p, i, pi - lr * bi, k_p)               # p_t
         else:
-            save(p, i, pi + (neg_lr * gi) / avg)        # p_t
+            save(p, i, pi + (neg_lr * gi) / avg, k_p)   # p_t
 
 
 cdef void _rmsprop_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef RMSpropWork* w = <RMSpropWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _rmsprop_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _rmsprop_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _rmsprop_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _rmsprop_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _rmsprop_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _rmsprop_init(RMSpropWork* w, int single, double lr, double alpha, double eps,
@@ -281,6 +294,7 @@ cdef void _adadelta_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, 
     cdef bint decay = w.weight_decay != 0.0
     cdef floating gi, pi, vi, ui, dx
     cdef Py_ssize_t i
+    cdef unsigned int k_v = stream(&w.head, &w.v), k_u = stream(&w.head, &w.u), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
@@ -288,23 +302,27 @@ cdef void _adadelta_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, 
         load(&ui, u, i)
         gi = effective_grad(gi, pi, sign, wd, decay)    # g_t
         vi = r * vi + (one_minus_r * gi) * gi           # v_t
-        save(v, i, vi)
+        save(v, i, vi, k_v)
         dx = fsqrt(ui + eps) / fsqrt(vi + eps) * gi     # dx_t
-        save(u, i, r * ui + (one_minus_r * dx) * dx)    # u_t
-        save(p, i, pi - lr * dx)                        # p_t
+        save(u, i, r * ui + (one_minus_r * dx) * dx, k_u)  # u_t
+        save(p, i, pi - lr * dx, k_p)                   # p_t
 
 
 cdef void _adadelta_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef AdadeltaWork* w = <AdadeltaWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _adadelta_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _adadelta_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _adadelta_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _adadelta_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _adadelta_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _adadelta_init(AdadeltaWork* w, int single, double lr, double rho, double eps,

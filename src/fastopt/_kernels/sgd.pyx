@@ -14,8 +14,9 @@ cimport numpy as cnp
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport (batch_add, batch_state, build_info, effective_grad, fo_bf16, fo_f16, FO_BF16, FO_F32,
-                                     FO_F64, load, save, store, work_head)
+from fastopt._kernels._util cimport (batch_add, batch_state, build_info, effective_grad, load, loop_format, save, store,
+                                     stream, work_head)
+from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
 BUILD = build_info()
@@ -43,6 +44,7 @@ cdef void _sgd_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const
     cdef bint nesterov = w.nesterov, first_step = w.first_step
     cdef floating gi, pi, b
     cdef Py_ssize_t i
+    cdef unsigned int k_buf = stream(&w.head, &w.buf), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
@@ -53,25 +55,29 @@ cdef void _sgd_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const
             else:
                 load(&b, buf, i)
                 b = mu * b + damp1 * gi                 # b_t
-            save(buf, i, b)
+            save(buf, i, b, k_buf)
             if nesterov:
                 gi = gi + mu * b                        # g_t
             else:
                 gi = b                                  # g_t
-        save(p, i, pi - lr * gi)                        # p_t
+        save(p, i, pi - lr * gi, k_p)                   # p_t
 
 
 cdef void _sgd_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef SGDWork* w = <SGDWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _sgd_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _sgd_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _sgd_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _sgd_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _sgd_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 cdef void _sgd_init(SGDWork* w, int single, double lr, double momentum, double dampening,
@@ -151,26 +157,31 @@ cdef void _momentum_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, 
     cdef floating beta = w.beta, one_minus_beta = 1.0 - w.beta, lr = w.lr, scale = w.grad_scale
     cdef floating gi, pi, vi
     cdef Py_ssize_t i
+    cdef unsigned int k_v = stream(&w.head, &w.v), k_p = stream(&w.head, &w.p)
     for i in range(lo, hi):
         load(&pi, p, i)
         load(&gi, g, i)
         load(&vi, v, i)
         vi = beta * vi + one_minus_beta * (scale * gi)  # v_t
-        save(v, i, vi)
-        save(p, i, pi - lr * vi)                        # p_t
+        save(v, i, vi, k_v)
+        save(p, i, pi - lr * vi, k_p)                   # p_t
 
 
 cdef void _momentum_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef MomentumWork* w = <MomentumWork*>work
-    cdef int fmt = w.head.format
+    cdef int fmt = loop_format(&w.head, hi)
     if fmt == FO_F32:
         _momentum_span(<float*>w.p, <float>0, lo, hi, w)
     elif fmt == FO_F64:
         _momentum_span(<double*>w.p, <double>0, lo, hi, w)
     elif fmt == FO_BF16:
         _momentum_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
-    else:
+    elif fmt == FO_F16:
         _momentum_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _momentum_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
 
 
 MOMENTUM_NAMES = ("params", "grads", "momentum_buffers")
