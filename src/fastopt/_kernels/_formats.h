@@ -168,9 +168,10 @@ static int fo_code_ref(const fo_qtable* t, float x) {
 }
 
 /* 0, or -1 if an interval holds more than two midpoints (the map is too dense for two compares) or its
-   last float32 would not get its code. */
+   last float32 would not get its code, or the block is not an even size up to 256. */
 static int fo_qtable_init(fo_qtable* t, const float* qmap, int ncodes, int bits, int block) {
     int c, k, j;
+    if (block < 2 || block > 256 || block % 2) return -1;  /* fo_quantize/fo_dequantize's block buffers */
     t->ncodes = ncodes; t->bits = bits; t->block = block;
     for (c = 0; c < 256; c++) t->qmap[c] = c < ncodes ? qmap[c] : 0.0f;
     for (c = 0; c < 256; c++) t->mid[c] = c < ncodes - 1 ? (qmap[c] + qmap[c + 1]) * 0.5f : INFINITY;
@@ -295,12 +296,14 @@ static void fo_dequantize(const fo_qtable* t, const uint8_t* codes, const float*
         if (t->bits == 8) {
             const uint8_t* c = codes + first + j;
             for (i = fo_decode8_vec(t, c, a, dst + j, m); i < m; i++) dst[j + i] = t->qmap[c[i]] * a;
-        } else {
-            for (i = 0; i < m; i++) {
-                Py_ssize_t e = first + j + i;
-                int c = (codes[e >> 1] >> ((e & 1) ? 0 : 4)) & 0xF;
-                dst[j + i] = t->qmap[c] * a;
+        } else {  /* (a block of at most 256 codes, its first element even: a whole byte) */
+            uint8_t c[256];
+            const uint8_t* in = codes + ((first + j) >> 1);
+            for (i = 0; i < m; i += 2) {
+                c[i] = (uint8_t)(in[i >> 1] >> 4);
+                c[i + 1] = (uint8_t)(in[i >> 1] & 0xF);
             }
+            for (i = fo_decode8_vec(t, c, a, dst + j, m); i < m; i++) dst[j + i] = t->qmap[c[i]] * a;
         }
     }
 }
@@ -335,12 +338,11 @@ static void fo_quantize(const fo_qtable* t, const float* src, uint8_t* codes, fl
             uint8_t* c = codes + first + j;
             for (i = fo_code8_vec(t, src + j, inv, c, m); i < m; i++) c[i] = (uint8_t)fo_code(t, src[j + i] * inv);
         } else {
-            for (i = 0; i < m; i += 2) {
-                Py_ssize_t e = first + j + i;
-                int hi = fo_code(t, src[j + i] * inv);
-                int lo = i + 1 < m ? fo_code(t, src[j + i + 1] * inv) : 0;
-                codes[e >> 1] = (uint8_t)((hi << 4) | lo);
-            }
+            uint8_t c[257];  /* (a block of at most 256 codes; an odd last one pairs with a 0) */
+            uint8_t* out = codes + ((first + j) >> 1);
+            for (i = fo_code8_vec(t, src + j, inv, c, m); i < m; i++) c[i] = (uint8_t)fo_code(t, src[j + i] * inv);
+            c[m] = 0;
+            for (i = 0; i < m; i += 2) out[i >> 1] = (uint8_t)((c[i] << 4) | c[i + 1]);
         }
     }
 }
