@@ -19,11 +19,11 @@ ctypedef struct WorkHead:
     chunk_fn chunk
     prologue_fn prologue
     # The formats (_formats.h) of the item's arrays: ``format`` is the param's. The rule's own chunk
-    # (``inner``) runs through one of two wrappers of the kernel module (in its own ISA variant):
-    # ``direct_fn`` (the arrays themselves; for a 16-bit item _util.pxd's ``prefetched_chunk``, which
-    # prefetches each array ahead) or, for an item with arrays in several formats (or rounded stochastically),
-    # ``staged_fn`` (``staged_chunk``: float32 copies of blocks). ``slot_offset``: where each array's
-    # pointer lies in the work struct (``size`` bytes).
+    # (``inner``) runs on the arrays themselves (``direct_fn``: the chunk, or for a 16-bit item
+    # _util.pxd's ``prefetched_chunk``, which prefetches each array ahead) or, for an item with arrays
+    # in several formats, through ``staged_fn`` (``staged_chunk``: float32 copies of blocks); both are
+    # the kernel module's own (its ISA variant). ``slot_offset``: where each array's pointer lies in the
+    # work struct (``size`` bytes).
     chunk_fn inner
     chunk_fn direct_fn
     chunk_fn staged_fn
