@@ -155,3 +155,32 @@ def test_counters_keep_their_own_dtype(kernel, counter_dtype, dtype):
         for t in range(1, len(grads) + 1):
             expected = counter_dtype(expected * counter_dtype(0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3))))
         assert b_kernel[1] == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("beta2", "step"), [(0.999, 0), (0.5, 3), (0.999999, 1000), (1 - 2.0 ** -40, 0)])
+def test_adam_denominator_over_every_kind_of_second_moment(dtype, beta2, step):
+    """Adam's sqrt(v) / sqrt(bc2), which the kernel computes by a corrected reciprocal where the CPU
+    has FMA, against the NumPy twin's division: v swept over bit patterns of every exponent (subnormals,
+    zeros of both signs, infinities, NaN) and bias corrections from 1e-6 to 1; bit for bit."""
+    from fastopt import kernels, reference
+    if dtype is np.float32:
+        bits = np.arange(0, 0x80000000, 4099, dtype=np.uint32)
+        v0 = np.concatenate([bits, bits | 0x80000000]).view(np.float32)
+    else:
+        bits = np.arange(0, 0x7FF0000000000000, 0x7FF0000000000000 // 400_000 + 17, dtype=np.uint64)
+        v0 = np.concatenate([bits, bits | np.uint64(1 << 63)]).view(np.float64)
+    v0 = np.concatenate([v0, np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype)])
+    rng = np.random.default_rng(step)
+    p0 = rng.standard_normal(v0.size).astype(dtype)
+    g = rng.standard_normal(v0.size).astype(dtype) * dtype(1e-3)
+    m0 = rng.standard_normal(v0.size).astype(dtype)
+    results = []
+    for module in (kernels, reference):
+        p, m, v, t = p0.copy(), m0.copy(), v0.copy(), np.array([step], dtype)
+        with np.errstate(all="ignore"):  # (the twin's NumPy warns of the NaN and inf it propagates)
+            module.adam(p, g, t, m, v, lr=0.01, beta1=0.9, beta2=beta2, eps=1e-8, weight_decay=0.0,
+                        maximize=False, decoupled_weight_decay=False)
+        results.append((p, m, v))
+    for mine, twin in zip(*results):
+        np.testing.assert_array_equal(mine.view(f"u{mine.itemsize}"), twin.view(f"u{twin.itemsize}"))

@@ -25,7 +25,7 @@ from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
 from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_,
-                                     fsqrt, load, loop_format, maxnan, save, store, stream, work_head)
+                                     div_fixed, fsqrt, load, loop_format, maxnan, save, store, stream, work_head)
 from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
@@ -67,6 +67,7 @@ cdef void _adam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, cons
     cdef floating wd = w.weight_decay, decay = w.decay_factor
     cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
     cdef floating eps = w.eps, step = w.neg_step_size, bc2s = w.bc2_sqrt
+    cdef floating inv_bc2s = <floating>1 / bc2s
     cdef bint coupled_decay = w.weight_decay != 0.0 and not w.decoupled
     cdef bint decoupled_decay = w.weight_decay != 0.0 and w.decoupled
     cdef bint amsgrad = vmax != NULL
@@ -92,7 +93,8 @@ cdef void _adam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, cons
             load(&vmaxi, vmax, i)
             vi = maxnan(vmaxi, vi)                      # vmax_t
             save(vmax, i, vi, k_vmax)
-        denom = fsqrt(vi) / bc2s + eps                  # denom_t
+        # sqrt(v) / bc2s: a quotient that is 0, inf, NaN or normal (sqrt(v) >= 2^-75 and 1e-8 <= bc2s <= 1)
+        denom = div_fixed(fsqrt(vi), bc2s, inv_bc2s) + eps  # denom_t
         save(p, i, pi + (step * mi) / denom, k_p)       # p_t
 
 
