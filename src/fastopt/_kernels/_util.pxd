@@ -278,9 +278,8 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
 
 
 cdef inline int add_slot(void* item, void** field, int fmt, bint write, int salt) except -1:
-    """Record one array of a work item for ``staged_chunk`` (``salt``: its argument's position); an
-    array in another format than the param's, or quantized, makes the item staged (``run`` stages the
-    16-bit items it rounds stochastically)."""
+    """Record one array of a work item (``salt``: its argument's position, which picks its stream of
+    random bits); an array in another format than the param's, or quantized, makes the item staged."""
     cdef WorkHead* h = <WorkHead*>item
     if h.nslots == SLOTS:
         raise AssertionError("fastopt build error: more arrays in one work item than _runtime.pxd's SLOTS")
