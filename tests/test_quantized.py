@@ -82,7 +82,7 @@ def _stress_values(n=300_000, seed=0):
 
 @pytest.mark.parametrize(("bits", "signed"), [(8, True), (8, False), (4, True), (4, False)])
 def test_kernel_lookup_is_nearest_code_ties_up(bits, signed):
-    """The kernels' two-compare lookup table gives searchsorted's nearest code (ties up) on every
+    """The kernels' one-load, two-compare lookup gives searchsorted's nearest code (ties up) on every
     stressed value: each block starts with a 1.0, so its absmax is 1 and the values are coded as they
     are."""
     values = _stress_values()
