@@ -86,22 +86,19 @@ static inline uint32_t fo_hash(uint32_t key, uint32_t i) {
 }
 
 /* bfloat16, stochastic: up with probability (u & 0xFFFF) / 65536 (torchao's _fp32_to_bf16_sr), from 16
-   random bits of element `first + i` of the array; NaN as to nearest. */
+   random bits of element i (< 2^32) of the array whose stream is `key`; NaN as to nearest. */
+static inline uint16_t fo_f32_to_bf16_sr(float f, uint32_t key, uint32_t i) {
+    uint32_t r = fo_hash(key, i) >> 16;
+    return (uint16_t)(f != f ? 0x7FC0u : (fo_bits(f) + r) >> 16);
+}
+
+/* fo_f32_to_bf16_sr over elements [first, first + n) of an array (past 2^32 elements, the stream key
+   mixes in the high half of the index). */
 static void fo_narrow_sr(const float* src, uint16_t* d, Py_ssize_t n, uint32_t key, Py_ssize_t first) {
     uint32_t k = (first >> 32) ? fo_hash(key, (uint32_t)((uint64_t)first >> 32)) : key;
     uint32_t base = (uint32_t)first;  /* blocks never cross a multiple of 2^32 elements */
     Py_ssize_t i;
-    for (i = 0; i < n; i++) {
-        uint32_t u = fo_bits(src[i]);
-        uint32_t r = fo_hash(k, base + (uint32_t)i) >> 16;
-        d[i] = (uint16_t)(src[i] != src[i] ? 0x7FC0u : (u + r) >> 16);
-    }
-}
-
-/* One element of fo_narrow_sr: element i (< 2^32) of the array whose stream is `key`. */
-static inline uint16_t fo_f32_to_bf16_sr(float f, uint32_t key, uint32_t i) {
-    uint32_t r = fo_hash(key, i) >> 16;
-    return (uint16_t)(f != f ? 0x7FC0u : (fo_bits(f) + r) >> 16);
+    for (i = 0; i < n; i++) d[i] = fo_f32_to_bf16_sr(src[i], k, base + (uint32_t)i);
 }
 
 /* Split masters: a float32 value u is the bfloat16 h = u rounded to nearest (ties away from zero) and the
@@ -168,10 +165,9 @@ static int fo_code_ref(const fo_qtable* t, float x) {
 }
 
 /* 0, or -1 if an interval holds more than two midpoints (the map is too dense for two compares) or its
-   last float32 would not get its code, or the block is not an even size up to 256. */
+   last float32 would not get its code. */
 static int fo_qtable_init(fo_qtable* t, const float* qmap, int ncodes, int bits, int block) {
     int c, k, j;
-    if (block < 2 || block > 256 || block % 2) return -1;  /* (bitsandbytes' and torchao's: 256, 128) */
     t->ncodes = ncodes; t->bits = bits; t->block = block;
     for (c = 0; c < 256; c++) t->qmap[c] = c < ncodes ? qmap[c] : 0.0f;
     for (c = 0; c < 256; c++) t->mid[c] = c < ncodes - 1 ? (qmap[c] + qmap[c + 1]) * 0.5f : INFINITY;
