@@ -345,7 +345,9 @@ def test_fused_clipping_is_clip_then_step(case, label, kwargs, dtype):
             free.step(grads)
             assert snapshot(fused_params, fused) == snapshot(plain_params, plain), (backend, t)
         assert active >= 3 and active < len(steps)  # clipping on most steps, not all
-        assert snapshot(fused_params, fused)[0] != snapshot(free_params, free)[0]  # it did clip
+        # it did clip (Rprop moves by sign(g) * its step sizes: only the gradient it keeps shows it)
+        assert snapshot(fused_params, fused)[0 if case.name != "Rprop" else 1] != \
+            snapshot(free_params, free)[0 if case.name != "Rprop" else 1]
         results[backend] = snapshot(fused_params, fused)
     assert results["cython"] == results["numpy"]
 

@@ -20,6 +20,10 @@ REGRESSION = {
     "Adagrad": (dict(lr=0.5), 3000, 1e-4),
     "Adadelta": (dict(lr=1.0), 5000, 0.05),
     "RMSprop": (dict(lr=0.01, centered=True, momentum=0.5), 2000, 3e-4),
+    "RAdam": (dict(lr=0.1), 1000, 1e-6),
+    "Rprop": (dict(), 300, 1e-5),
+    "ASGD": (dict(lr=0.1, t0=500), 2000, 1e-3),  # lambd's shrinking leaves a bias of 4e-4
+    "Lion": (dict(lr=0.01), 1000, 0.03),  # every step moves by lr: it ends oscillating within ~lr
 }
 
 

@@ -16,9 +16,10 @@ except ImportError:  # the messages are still checked against the table below
 # (optimizer, bad keyword arguments, torch's message)
 BAD_HYPERPARAMETERS = [
     (name, {"lr": -1.0}, "Invalid learning rate: -1.0")
-    for name in ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "Adagrad", "Adadelta", "RMSprop", "Momentum"]
+    for name in ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "Adagrad", "Adadelta", "RMSprop", "Momentum", "RAdam",
+                 "Rprop", "ASGD", "Lion"]
 ] + [
-    (name, kw, msg) for name in ["Adam", "AdamW", "Adamax", "NAdam"] for kw, msg in [
+    (name, kw, msg) for name in ["Adam", "AdamW", "Adamax", "NAdam", "RAdam"] for kw, msg in [
         ({"eps": -1e-8}, "Invalid epsilon value: -1e-08"),
         ({"betas": (1.0, 0.999)}, "Invalid beta parameter at index 0: 1.0"),
         ({"betas": (0.9, -0.5)}, "Invalid beta parameter at index 1: -0.5"),
@@ -42,6 +43,13 @@ BAD_HYPERPARAMETERS = [
     ("RMSprop", {"momentum": -0.1}, "Invalid momentum value: -0.1"),
     ("RMSprop", {"eps": -1.0}, "Invalid epsilon value: -1.0"),
     ("RMSprop", {"weight_decay": -1.0}, "Invalid weight_decay value: -1.0"),
+    ("Rprop", {"etas": (1.0, 0.5)}, "Invalid eta values: 1.0, 0.5"),
+    ("Rprop", {"etas": (0.5, 1.0)}, "Invalid eta values: 0.5, 1.0"),
+    ("Rprop", {"etas": (0.0, 1.2)}, "Invalid eta values: 0.0, 1.2"),
+    ("ASGD", {"weight_decay": -0.5}, "Invalid weight_decay value: -0.5"),
+    ("Lion", {"betas": (1.0, 0.99)}, "Invalid beta parameter at index 0: 1.0"),
+    ("Lion", {"betas": (0.9, -0.5)}, "Invalid beta parameter at index 1: -0.5"),
+    ("Lion", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
     ("Momentum", {"beta": 1.0}, "Invalid beta value: 1.0"),
     ("Momentum", {"beta": -0.1}, "Invalid beta value: -0.1"),
 ]

@@ -77,7 +77,8 @@ def test_torch_sgd_16bit_follows_torch_for_loop(dtype):
 
 
 @pytest.mark.parametrize("dtype", TORCH_HALF)
-@pytest.mark.parametrize("name", ["Adam", "SGD", "Adagrad", "RMSprop", "NAdam", "Adadelta", "Adamax"])
+@pytest.mark.parametrize("name", ["Adam", "SGD", "Adagrad", "RMSprop", "NAdam", "Adadelta", "Adamax", "RAdam",
+                                  "Rprop", "ASGD", "Lion"])
 def test_torch_face_matches_numpy_face(name, dtype):
     """fastopt.torch and fastopt's NumPy classes run the same kernels: the same bits."""
     kwargs = {"momentum": 0.9} if name == "SGD" else {}
@@ -197,7 +198,9 @@ def test_torch_face_16bit_state_loads_into_torch_optim_and_back():
 @pytest.mark.parametrize(("name", "kwargs"), [("RMSprop", {"lr": 0.01}),
                                               ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.9}),
                                               ("Adadelta", {"lr": 1.0}), ("Adamax", {"lr": 0.01}),
-                                              ("NAdam", {"lr": 0.01})])
+                                              ("NAdam", {"lr": 0.01}), ("RAdam", {"lr": 0.01}),
+                                              ("RAdam", {"lr": 0.01, "betas": (0.5, 0.6)}),
+                                              ("Rprop", {"lr": 0.01}), ("ASGD", {"lr": 0.01, "t0": 0})])
 def test_rules_without_a_fused_torch_kernel_follow_torchs_for_loop(name, kwargs):
     """The rules torch has no fused kernel for, on bfloat16: one step from the same state within 4 ulps
     of torch's for-loop, which rounds to bfloat16 after every operation (fastopt once, at the store;

@@ -184,6 +184,20 @@ HYPERPARAMETERS = {
                                        (1, st.sampled_from([0.9, 1.0, 1.5, 5e-324]))),
                      centered=BOOL, capturable=FALSE, foreach=OPTIONAL_BOOL, maximize=BOOL,
                      differentiable=FALSE), None),
+    "RAdam": (dict(lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY, decoupled_weight_decay=BOOL,
+                   foreach=OPTIONAL_BOOL, maximize=BOOL, capturable=FALSE, differentiable=FALSE), None),
+    "Rprop": (dict(lr=LR,
+                   etas=st.tuples(weighted((4, st.floats(1e-6, 1.0, exclude_min=True, exclude_max=True)),
+                                           (1, st.sampled_from([5e-324, 0.5, 1.0 - 2.0 ** -53, 1.0 - 2.0 ** -26]))),
+                                  weighted((4, st.floats(1.0, 10.0, exclude_min=True)),
+                                           (1, st.sampled_from([1.0 + 2.0 ** -52, 1.2, 1e30, math.inf])))),
+                   step_sizes=st.tuples(nonnegative(1e-3, rare=[1.0]), nonnegative(100.0, rare=[1e-6])),
+                   capturable=FALSE, foreach=OPTIONAL_BOOL, maximize=BOOL, differentiable=FALSE), None),
+    "ASGD": (dict(lr=LR, lambd=nonnegative(1.0, rare=[1e-4, 100.0]), alpha=nonnegative(2.0, rare=[0.75, 10.0]),
+                  t0=weighted((3, st.floats(0.0, 50.0)), (1, st.sampled_from([1e6, -1.0, 0.0, math.inf]))),
+                  weight_decay=WEIGHT_DECAY, foreach=OPTIONAL_BOOL, maximize=BOOL, differentiable=FALSE,
+                  capturable=FALSE), None),
+    "Lion": (dict(lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY, maximize=BOOL), None),
 }
 
 

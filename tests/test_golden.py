@@ -162,6 +162,49 @@ def rmsprop(p0, g1, g2, lr=0.01, alpha=0.99, eps=1e-8, centered=False, mu=0.0):
     return out
 
 
+def radam(p0, g1, g2, lr=0.01, b1=0.9, b2=0.999, wd=0.0, decoupled=False):
+    # rho_1 = 1 and rho_2 < 2.1 for any beta2: the first two steps are never rectified, p -= lr * m / bc1
+    g1w = g1 if decoupled else g1 + wd * p0
+    p0d = p0 * (1 - lr * wd) if decoupled else p0
+    m1, v1 = (1 - b1) * g1w, (1 - b2) * g1w * g1w
+    p1 = p0d - lr * m1 / (1 - b1)
+    g2w = g2 if decoupled else g2 + wd * p1
+    p1d = p1 * (1 - lr * wd) if decoupled else p1
+    m2, v2 = b1 * m1 + (1 - b1) * g2w, b2 * v1 + (1 - b2) * g2w * g2w
+    return {"p1": p1, "p2": p1d - lr * m2 / (1 - b1 ** 2), "step": 2.0, "exp_avg": m2, "exp_avg_sq": v2}
+
+
+def _sign(x):
+    return (x > 0) - (x < 0)
+
+
+def rprop(p0, g1, g2, lr=0.01, etas=(0.5, 1.2), sizes=(1e-6, 50.0)):
+    p1 = p0 - _sign(g1) * lr               # prev = 0: the factor is 1, the step size stays lr
+    if g1 * g2 > 0:
+        h2, prev2 = min(lr * etas[1], sizes[1]), g2
+    elif g1 * g2 < 0:                      # the sign flipped: the step shrinks, the element stays
+        h2, prev2 = max(lr * etas[0], sizes[0]), 0.0
+    else:
+        h2, prev2 = lr, g2
+    return {"p1": p1, "p2": p1 - _sign(prev2) * h2, "step": 2.0, "prev": prev2, "step_size": h2}
+
+
+def asgd(p0, g1, g2, lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6):
+    p1 = p0 * (1 - lambd * lr) - lr * g1   # eta = lr, mu = 1 at the first step: ax copies p
+    eta2, mu2 = lr / (1 + lambd * lr * 1) ** alpha, 1 / max(1, 1 - t0)
+    p2 = p1 * (1 - lambd * eta2) - eta2 * g2
+    ax2 = p2 if mu2 == 1 else p1 + (p2 - p1) * mu2
+    return {"p1": p1, "p2": p2, "step": 2.0, "eta": lr / (1 + lambd * lr * 2) ** alpha,
+            "mu": 1 / max(1, 2 - t0), "ax": ax2}
+
+
+def lion(p0, g1, g2, lr=0.01, b1=0.9, b2=0.99, wd=0.0):
+    p1 = p0 * (1 - lr * wd) - _sign((1 - b1) * g1) * lr
+    m1 = (1 - b2) * g1
+    p2 = p1 * (1 - lr * wd) - _sign(b1 * m1 + (1 - b1) * g2) * lr
+    return {"p1": p1, "p2": p2, "exp_avg": b2 * m1 + (1 - b2) * g2}
+
+
 def _golden(name, cls, kwargs, fn, **fn_kwargs):
     return pytest.param(cls, kwargs, fn, fn_kwargs, id=name)
 
@@ -205,6 +248,20 @@ GOLDEN = [
     _golden("RMSprop-momentum", "RMSprop", dict(lr=0.01, momentum=0.9), rmsprop, mu=0.9),
     _golden("RMSprop-centered-momentum", "RMSprop", dict(lr=0.01, centered=True, momentum=0.5, alpha=0.9),
             rmsprop, centered=True, mu=0.5, alpha=0.9),
+    _golden("RAdam", "RAdam", dict(lr=0.01), radam),
+    _golden("RAdam-weight_decay", "RAdam", dict(lr=0.01, weight_decay=0.1, betas=(0.5, 0.9)), radam,
+            wd=0.1, b1=0.5, b2=0.9),
+    _golden("RAdam-decoupled", "RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), radam,
+            wd=0.1, decoupled=True),
+    _golden("Rprop", "Rprop", dict(), rprop),
+    _golden("Rprop-etas-sizes", "Rprop", dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(0.04, 0.12)), rprop,
+            lr=0.1, etas=(0.3, 1.5), sizes=(0.04, 0.12)),
+    _golden("ASGD", "ASGD", dict(), asgd),
+    _golden("ASGD-averaged", "ASGD", dict(lr=0.1, lambd=0.5, alpha=0.5, t0=-1), asgd,
+            lr=0.1, lambd=0.5, alpha=0.5, t0=-1),
+    _golden("Lion", "Lion", dict(lr=0.01), lion),
+    _golden("Lion-weight_decay", "Lion", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.5), lion,
+            b1=0.5, b2=0.9, wd=0.5),
 ]
 
 
@@ -236,7 +293,7 @@ def test_first_two_steps_match_closed_form(cls, kwargs, fn, fn_kwargs, backend):
     assert set(state) == state_keys
     for key in state_keys:
         assert state[key].dtype == np.float64, key
-        if key in ("step", "mu_product"):  # per-parameter scalars: 0-d, the same in every row
+        if key in ("step", "mu_product", "eta", "mu"):  # per-parameter scalars: 0-d, the same in every row
             assert state[key].shape == ()
             np.testing.assert_allclose(float(state[key]), expected[key][0], **TOL, err_msg=key)
         else:
@@ -270,6 +327,7 @@ def test_momentum_differs_from_sgd_dampening_on_the_first_step():
 # -- NaN and inf stay in their own elements ------------------------------------------------------------
 
 BAD = {1: np.nan, 2: np.inf, 3: -np.inf}
+SIGN_RULES = {"Rprop", "Lion"}
 GOOD = [0, 4, 5]
 NAN_STEPS = 3
 
@@ -314,8 +372,15 @@ def test_nan_and_inf_stay_in_their_elements(case, label, kwargs, backend, dtype)
         else:
             assert np.all(np.isfinite(value[GOOD])), key
             np.testing.assert_array_equal(value[GOOD], s_clean[key][GOOD], err_msg=key)
-    # the bad elements: non-finite, and the same kind of non-finite as torch
-    assert not np.any(np.isfinite(p_dirty[bad]))
+    # the bad elements: non-finite, and the same kind of non-finite as torch; the sign rules move a
+    # parameter by sign(.) * a step size (torch's sign of NaN is 0), so their params stay finite: Lion's
+    # momentum keeps the bad values, Rprop's prev holds them for one step only (as torch's)
+    if case.name in SIGN_RULES:
+        assert np.all(np.isfinite(p_dirty))
+        if case.name == "Lion":
+            assert not np.any(np.isfinite(s_dirty["exp_avg"][bad]))
+    else:
+        assert not np.any(np.isfinite(p_dirty[bad]))
     if torch is None or case.torch is None:
         return
     tparam = torch.from_numpy(np.random.default_rng(3).standard_normal(6).astype(dtype)).requires_grad_(True)

@@ -123,7 +123,14 @@ COUNTER_KERNELS = {  # kernel -> (state buffers after params and grads: "scalar"
     "adadelta": (["scalar", "array", "array"], dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)),
     "rmsprop": (["scalar", "array"], dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                                           maximize=False)),
+    "radam": (["scalar", "array", "array"], dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                                                 maximize=False, decoupled_weight_decay=False)),
+    "rprop": (["scalar", "array", "array"], dict(etaminus=0.5, etaplus=1.2, step_size_min=1e-6,
+                                                 step_size_max=50.0, maximize=False)),
+    "asgd": (["scalar", "scalar", "scalar", "array"], dict(lr=0.01, lambd=0.1, alpha=0.75, t0=2.0,
+                                                          weight_decay=0.0, maximize=False)),
 }
+COUNTER_START = {("nadam", 1): 1.0, ("asgd", 1): 0.01, ("asgd", 2): 1.0}  # mu_product; ASGD's eta = lr, mu
 
 
 @pytest.mark.parametrize("kernel", sorted(COUNTER_KERNELS))
@@ -138,9 +145,8 @@ def test_counters_keep_their_own_dtype(kernel, counter_dtype, dtype):
     results = []
     for backend in (fastopt.kernels, fastopt.reference):
         param = np.linspace(-1, 1, 33, dtype=dtype)
-        buffers = [np.ones((), counter_dtype) if kind == "scalar" and i == 1 and kernel == "nadam"
-                   else np.zeros((), counter_dtype) if kind == "scalar" else np.zeros(33, dtype)
-                   for i, kind in enumerate(layout)]
+        buffers = [np.full((), COUNTER_START.get((kernel, i), 0.0), counter_dtype) if kind == "scalar"
+                   else np.zeros(33, dtype) for i, kind in enumerate(layout)]
         for g in grads:
             getattr(backend, kernel)(param, g, *buffers, **kwargs)
         results.append((param, buffers))
@@ -155,6 +161,10 @@ def test_counters_keep_their_own_dtype(kernel, counter_dtype, dtype):
         for t in range(1, len(grads) + 1):
             expected = counter_dtype(expected * counter_dtype(0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3))))
         assert b_kernel[1] == expected
+    if kernel == "asgd":  # the next step's eta and mu, rounded to their dtype (torch: its default dtype's)
+        t = len(grads)
+        assert b_kernel[1] == counter_dtype(0.01 / (1 + 0.1 * 0.01 * t) ** 0.75)
+        assert b_kernel[2] == counter_dtype(1 / max(1, t - 2.0))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -311,7 +311,11 @@ KERNEL_KW = {
     "adagrad": dict(lr=0.01, lr_decay=0.01, eps=1e-10, weight_decay=0.1, maximize=False),
     "adam": ADAM_KW,
     "adamax": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, maximize=False),
+    "asgd": dict(lr=0.01, lambd=1e-4, alpha=0.75, t0=2.0, weight_decay=0.1, maximize=False),
     "floor": {},
+    "lion": dict(lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.1, maximize=False),
+    "radam": ADAM_KW,
+    "rprop": dict(etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False),
     "momentum": dict(lr=0.1, beta=0.9),
     "nadam": dict(ADAM_KW, momentum_decay=4e-3),
     "rmsprop": dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.1, momentum=0.9, maximize=False),
@@ -323,7 +327,11 @@ KERNEL_BUFFERS = {
     "adagrad": (("step", "state_sum"), ()),
     "adam": (("step", "exp_avg", "exp_avg_sq"), ("max_exp_avg_sq",)),
     "adamax": (("step", "exp_avg", "exp_inf"), ()),
+    "asgd": (("step", "eta", "mu", "ax"), ()),
     "floor": ((), ("s1", "s2", "s3")),
+    "lion": (("exp_avg",), ()),
+    "radam": (("step", "exp_avg", "exp_avg_sq"), ()),
+    "rprop": (("step", "prev", "step_size"), ()),
     "momentum": (("momentum_buffer",), ()),
     "nadam": (("step", "mu_product", "exp_avg", "exp_avg_sq"), ()),
     "rmsprop": (("step", "square_avg"), ("momentum_buffer", "grad_avg")),
@@ -334,13 +342,17 @@ GROUP_LISTS = {  # the *_group kernels' list arguments, as named in kernels.pyi 
     "adagrad": ("steps", "state_sums"),
     "adam": ("steps", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
     "adamax": ("steps", "exp_avgs", "exp_infs"),
+    "asgd": ("steps", "etas", "mus", "axs"),
     "floor": ("s1", "s2", "s3"),
+    "lion": ("exp_avgs",),
+    "radam": ("steps", "exp_avgs", "exp_avg_sqs"),
+    "rprop": ("steps", "prevs", "step_sizes"),
     "momentum": ("momentum_buffers",),
     "nadam": ("steps", "mu_products", "exp_avgs", "exp_avg_sqs"),
     "rmsprop": ("steps", "square_avgs", "momentum_buffers", "grad_avgs"),
     "sgd": ("momentum_buffers",),
 }
-COUNTERS = ("step", "mu_product", "steps", "mu_products")
+COUNTERS = ("step", "mu_product", "eta", "mu", "steps", "mu_products", "etas", "mus")
 
 
 def test_kernel_tables_cover_every_public_kernel():

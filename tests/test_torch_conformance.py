@@ -133,6 +133,9 @@ PER_GROUP = {
     "Adagrad": (dict(lr=0.05), dict(lr=0.1, lr_decay=0.05, eps=1e-6, weight_decay=0.1)),
     "Adadelta": (dict(), dict(lr=0.5, rho=0.5, eps=1e-4, maximize=True)),
     "RMSprop": (dict(lr=0.01, centered=True), dict(lr=0.005, momentum=0.5, alpha=0.9, weight_decay=0.1)),
+    "RAdam": (dict(lr=0.01), dict(lr=0.003, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True)),
+    "Rprop": (dict(lr=0.01), dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-4, 0.2), maximize=True)),
+    "ASGD": (dict(lr=0.01, t0=4), dict(lr=0.02, lambd=0.05, alpha=0.5, t0=2, weight_decay=0.1)),
 }
 GROUP_CONSTRUCTOR = {"Adagrad": dict(initial_accumulator_value=0.1)}
 

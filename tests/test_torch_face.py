@@ -84,6 +84,9 @@ RICH_CONFIG = {
     "Adagrad": dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
     "Adadelta": dict(lr=0.5, weight_decay=0.1),
     "RMSprop": dict(lr=0.01, centered=True, momentum=0.5),
+    "RAdam": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+    "Rprop": dict(lr=0.01, etas=(0.4, 1.3), maximize=True),
+    "ASGD": dict(lr=0.02, lambd=0.01, t0=3, weight_decay=0.01),
 }
 
 
@@ -721,7 +724,7 @@ def test_model_load_state_dict_mid_run():
 # torch steps these on after model.to(float64) (in-place ops write the float64 grads into the float32
 # state); the others raise in torch (lerp_: "expected dtype float for `end`") until the optimizer's state
 # is re-loaded (load_state_dict casts it to the params' dtype)
-TORCH_SURVIVES_TO_FLOAT64 = {"SGD", "Adagrad", "Adadelta"}
+TORCH_SURVIVES_TO_FLOAT64 = {"SGD", "Adagrad", "Adadelta", "Rprop", "ASGD"}
 
 
 @pytest.mark.parametrize("name", TWIN_NAMES)

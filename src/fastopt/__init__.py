@@ -11,13 +11,17 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .asgd import ASGD
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .ema import EMA
 from .flat import FlatParams
+from .lion import Lion
 from .minimize import OptimizeResult, minimize
 from .momentum import Momentum
 from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 
@@ -28,6 +32,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "ASGD",
     "EMA",
     "FlatParams",
     "clip_grad_norm_",
@@ -37,6 +42,9 @@ __all__ = [
     "OptimizeResult",
     "minimize",
     "NAdam",
+    "RAdam",
+    "Rprop",
+    "Lion",
     "Optimizer",
     "RMSprop",
     "kernels",

@@ -15,8 +15,8 @@ WIDTH = 100
 
 INPUT_RULES = """\
 Every array is checked before anything is written: float32, float64, bfloat16 (ml_dtypes) or float16,
-C-contiguous, the param's dtype and size (the 1-element counters ``step`` and ``mu_product`` are float32
-or float64, updated in their own; state may be float32 for a 16-bit param and bfloat16 for a float32
+C-contiguous, the param's dtype and size (the 1-element counters ``step``, ``mu_product``, ``eta`` and
+``mu`` are float32 or float64, updated in their own; state may be float32 for a 16-bit param and bfloat16 for a float32
 one), written arrays writeable and sharing no memory with any other array of the call. 16-bit arrays are
 computed in float32 and stored rounded to nearest even (``run``'s ``rounding_seed``: stochastically). A rejected
 call raises ValueError or TypeError naming the argument and changes nothing. Hyperparameters are used
@@ -35,6 +35,13 @@ SUMMARY = {
     "rmsprop": "One RMSprop step in place, as torch.optim.RMSprop: centered when ``grad_avg`` is given, "
                "with momentum when ``momentum_buffer`` is.",
     "adadelta": "One Adadelta step in place, as torch.optim.Adadelta.",
+    "radam": "One RAdam step in place, as torch.optim.RAdam (Adam rectified once the variance is "
+             "tractable, plain bias-corrected momentum before).",
+    "asgd": "One ASGD step in place, as torch.optim.ASGD (averaged SGD: ``ax`` averages the iterates).",
+    "rprop": "One Rprop step in place, as torch.optim.Rprop (a step size per element, grown or shrunk by "
+             "the gradient's sign).",
+    "lion": "One Lion step in place, as google/automl's lion_pytorch (Chen et al., 2023: the sign of an "
+            "interpolated momentum).",
     "floor": "The memory-floor kernel: a step's memory traffic with no math (not an optimizer).",
 }
 
@@ -79,6 +86,31 @@ momentum > 0:  b = momentum*b + g/d;  p = p - lr*b      else:  p = p + (-lr*g)/d
 g = g + weight_decay*p;  v = rho*v + ((1 - rho)*g)*g
 dx = sqrt(u + eps)/sqrt(v + eps) * g;  u = rho*u + ((1 - rho)*dx)*dx
 p = p - lr*dx""",
+    "radam": """\
+t = step + 1;  bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
+rho_inf = 2/(1 - beta2) - 1;  rho_t = rho_inf - 2*t*beta2**t/bc2
+g = g + weight_decay*p   or, decoupled_weight_decay:  p = p*(1 - lr*weight_decay)
+m = m + (1 - beta1)*(g - m);  v = beta2*v + ((1 - beta2)*g)*g
+u = (m/bc1)*lr
+rho_t > 5:  rect = sqrt((rho_t-4)(rho_t-2)rho_inf / ((rho_inf-4)(rho_inf-2)rho_t))
+            u = (u * (1/(sqrt(v) + eps))*sqrt(bc2)) * rect
+p = p - u""",
+    "asgd": """\
+t = step + 1;  g = g + weight_decay*p
+p = p*(1 - lambd*eta);  p = p - eta*g          (eta, mu: the values stored by the last step)
+ax = p  (mu == 1)   or   ax = ax + (p - ax)*mu
+eta = lr / (1 + lambd*lr*t)**alpha;  mu = 1 / max(1, t - t0)   (stored, rounded to their dtypes)""",
+    "rprop": """\
+t = step + 1 (counted only);  s = g*prev
+f = etaplus (s > 0), etaminus (s < 0), 1 (otherwise, NaN included)
+step_size = min(max(step_size*f, step_size_min), step_size_max)
+g = 0 where f == etaminus;  prev = g
+p = p - sign(g)*step_size        (sign: torch's, 0 for zeros and NaN)""",
+    "lion": """\
+p = p*(1 - lr*weight_decay)
+c = m*beta1 + g*(1 - beta1)
+p = p - sign(c)*lr               (sign: torch's, 0 for zeros and NaN)
+m = m*beta2 + g*(1 - beta2)""",
     "floor": """\
 p = p + g;  s = s + g   for each state buffer given""",
 }
@@ -106,6 +138,22 @@ ARGS = {
                              "place."),
     "grad_avg": ("ndarray or None", "The running average of gradients ``ga`` (0 at the start), updated in "
                                     "place; given: centered RMSprop, None: not centered."),
+    "eta": ("ndarray", "ASGD's step size: 1 element, float32 or float64, ``lr`` before the first step "
+                       "(torch: rounded to its default dtype); the step uses it and stores the next one."),
+    "mu": ("ndarray", "ASGD's averaging weight: 1 element, float32 or float64, 1 before the first step; the "
+                      "step uses it and stores the next one."),
+    "ax": ("ndarray", "The average of the iterates (0 at the start), updated in place."),
+    "prev": ("ndarray", "The last step's gradient, 0 where it flipped sign (0 at the start), updated in "
+                        "place."),
+    "step_size": ("ndarray", "The step size per element (``lr`` at the start), updated in place."),
+    "lambd": ("float", "The decay term: ``p`` shrinks by ``1 - lambd*eta`` every step."),
+    "t0": ("float", "The step after which averaging starts."),
+    "etaminus": ("float", "The factor that shrinks a step size whose gradient flipped sign (torch's "
+                          "``etas[0]``)."),
+    "etaplus": ("float", "The factor that grows a step size whose gradient kept its sign (torch's "
+                         "``etas[1]``)."),
+    "step_size_min": ("float", "The smallest step size (torch's ``step_sizes[0]``)."),
+    "step_size_max": ("float", "The largest step size (torch's ``step_sizes[1]``)."),
     "s1": ("ndarray or None", "A state buffer, read and written; fill ``s1``, ``s2``, ``s3`` in order "
                               "(Adam's traffic: two)."),
     "s2": ("ndarray or None", "A second state buffer, as ``s1``."),
@@ -159,6 +207,10 @@ RULE_ARGS = {
                                                        "updated in place; needed when ``momentum`` > 0, "
                                                        "None otherwise."),
                 "momentum": ("float", "The momentum factor; 0: none.")},
+    "asgd": {"alpha": ("float", "The power of ``eta``'s decay.")},
+    "lion": {"beta1": ("float", "The interpolation weight of the update's direction (``betas[0]``)."),
+             "beta2": ("float", "The momentum's decay rate (``betas[1]``)."),
+             "weight_decay": ("float", "The decoupled decay: ``p *= 1 - lr*weight_decay``; 0: none.")},
     "ema_update": {"params": ("list of ndarray", "The values averaged, one per shadow: its dtype and size, "
                                                  "C-contiguous; only read.")},
 }
@@ -333,6 +385,84 @@ EXAMPLES = {
 ...                eps=1e-6, weight_decay=0.0, maximize=False)
 >>> params, steps
 ([array([0.99683774, 0.99683774]), array([1.])], [array([1.]), array([0.])])""",
+    "radam": """\
+>>> import numpy as np
+>>> from {module} import radam
+>>> p = np.array([1.0, -2.0, 3.0], np.float32)
+>>> g = np.array([0.5, 0.5, -1.0], np.float32)
+>>> step, m, v = np.zeros(1, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32)
+>>> for _ in range(6):    # steps 1-5 are momentum SGD; step 6 is the first rectified one
+...     radam(p, g, step, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+...           maximize=False, decoupled_weight_decay=False)
+>>> p, step
+(array([ 0.7474178, -2.2525818,  3.5025816], dtype=float32), array([6.], dtype=float32))""",
+    "radam_group": """\
+>>> import numpy as np
+>>> from {module} import radam_group
+>>> params = [np.ones(2, np.float32), np.ones(3)]
+>>> steps = [np.zeros(1, p.dtype) for p in params]
+>>> exp_avgs, exp_avg_sqs = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+>>> radam_group(params, [np.ones(2, np.float32), None], steps, exp_avgs, exp_avg_sqs, lr=0.1, beta1=0.9,
+...             beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False, decoupled_weight_decay=False)
+>>> params, steps
+([array([0.9, 0.9], dtype=float32), array([1., 1., 1.])], [array([1.], dtype=float32), array([0.])])""",
+    "asgd": """\
+>>> import numpy as np
+>>> from {module} import asgd
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, eta, mu = np.zeros(1, np.float32), np.full(1, 0.1, np.float32), np.ones(1, np.float32)
+>>> ax = np.zeros(2, np.float32)
+>>> for _ in range(3):
+...     asgd(p, np.array([0.5, -1.0], np.float32), step, eta, mu, ax, lr=0.1, lambd=1e-4, alpha=0.75,
+...          t0=1.0, weight_decay=0.0, maximize=False)
+>>> p, ax, mu
+(array([ 0.84997255, -1.6999451 ], dtype=float32), array([ 0.84997255, -1.6999451 ], dtype=float32), array([0.5], dtype=float32))""",
+    "asgd_group": """\
+>>> import numpy as np
+>>> from {module} import asgd_group
+>>> params, steps = [np.ones(2), np.ones(1)], [np.zeros(1), np.zeros(1)]
+>>> etas, mus, axs = [np.full(1, 0.5), np.full(1, 0.5)], [np.ones(1), np.ones(1)], [np.zeros(2), np.zeros(1)]
+>>> asgd_group(params, [np.full(2, 1.0), None], steps, etas, mus, axs, lr=0.5, lambd=0.0, alpha=0.75,
+...            t0=1e6, weight_decay=0.0, maximize=False)
+>>> params, axs
+([array([0.5, 0.5]), array([1.])], [array([0.5, 0.5]), array([0.])])""",
+    "rprop": """\
+>>> import numpy as np
+>>> from {module} import rprop
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> step, prev, step_size = np.zeros(1, np.float32), np.zeros(2, np.float32), np.full(2, 0.1, np.float32)
+>>> for g in ([0.5, -1.0], [0.5, 1.0]):    # the second gradient flips sign in element 1
+...     rprop(p, np.array(g, np.float32), step, prev, step_size, etaminus=0.5, etaplus=1.2,
+...           step_size_min=1e-6, step_size_max=50.0, maximize=False)
+>>> p, step_size, prev
+(array([ 0.78, -1.9 ], dtype=float32), array([0.12, 0.05], dtype=float32), array([0.5, 0. ], dtype=float32))""",
+    "rprop_group": """\
+>>> import numpy as np
+>>> from {module} import rprop_group
+>>> params, steps = [np.ones(2), np.ones(1, np.float32)], [np.zeros(1), np.zeros(1, np.float32)]
+>>> prevs, step_sizes = [np.zeros(2), np.zeros(1, np.float32)], [np.full(2, 0.1), np.full(1, 0.1, np.float32)]
+>>> for _ in range(2):
+...     rprop_group(params, [np.full(2, 1.0), np.full(1, -1.0, np.float32)], steps, prevs, step_sizes,
+...                 etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False)
+>>> params, step_sizes
+([array([0.78, 0.78]), array([1.22], dtype=float32)], [array([0.12, 0.12]), array([0.12], dtype=float32)])""",
+    "lion": """\
+>>> import numpy as np
+>>> from {module} import lion
+>>> p = np.array([1.0, -2.0, 3.0], np.float32)
+>>> m = np.zeros(3, np.float32)
+>>> lion(p, np.array([0.5, 0.0, -1.0], np.float32), m, lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0,
+...      maximize=False)
+>>> p, m
+(array([ 0.9, -2. ,  3.1], dtype=float32), array([ 0.005,  0.   , -0.01 ], dtype=float32))""",
+    "lion_group": """\
+>>> import numpy as np
+>>> from {module} import lion_group
+>>> params, exp_avgs = [np.ones(2), np.ones(3, np.float32)], [np.zeros(2), np.zeros(3, np.float32)]
+>>> lion_group(params, [np.full(2, 1.0), np.full(3, -1.0, np.float32)], exp_avgs, lr=0.1, beta1=0.9,
+...            beta2=0.99, weight_decay=0.5, maximize=False)
+>>> params
+[array([0.85, 0.85]), array([1.05, 1.05, 1.05], dtype=float32)]""",
     "floor": """\
 >>> import numpy as np
 >>> from {module} import floor

@@ -9,9 +9,13 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .asgd import ASGD
+from .lion import Lion
 from .momentum import Momentum
 from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 
@@ -70,6 +74,30 @@ CASES = [
         "decoupled": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
         "momentum_decay": dict(lr=0.01, momentum_decay=0.05, betas=(0.8, 0.99)),
         "maximize": dict(lr=0.01, maximize=True),
+    }),
+    Case("RAdam", RAdam, "radam", torch="RAdam", buffers=4, configs={
+        "default": dict(lr=0.01),
+        "weight_decay": dict(lr=0.01, weight_decay=0.1),
+        "decoupled": dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        "eps": dict(lr=2e-3, eps=1e-6, betas=(0.6, 0.9)),
+        "maximize": dict(lr=0.01, weight_decay=0.1, maximize=True),
+    }),
+    Case("Rprop", Rprop, "rprop", torch="Rprop", buffers=4, configs={
+        "default": dict(),
+        "etas": dict(lr=2e-4, etas=(0.5, 1.5)),
+        "step_sizes": dict(lr=0.5, step_sizes=(2e-6, 0.6)),
+        "maximize": dict(maximize=True),
+    }),
+    Case("ASGD", ASGD, "asgd", torch="ASGD", buffers=3, configs={
+        "default": dict(),
+        "averaged": dict(lr=0.02, lambd=0.1, t0=3),
+        "weight_decay": dict(weight_decay=0.1, t0=2, alpha=0.5),
+        "maximize": dict(weight_decay=0.1, maximize=True),
+    }),
+    Case("Lion", Lion, "lion", torch=None, buffers=3, configs={
+        "default": dict(lr=0.01),
+        "weight_decay": dict(lr=0.01, weight_decay=0.1),
+        "betas": dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
     }),
     Case("Adagrad", Adagrad, "adagrad", torch="Adagrad", buffers=3, configs={
         "default": dict(lr=0.05),

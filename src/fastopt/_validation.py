@@ -79,6 +79,15 @@ def betas(value):
             raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
 
 
+def pair(name, value):
+    """A pair of reals (Rprop's ``etas`` and ``step_sizes``), returned as floats."""
+    if isinstance(value, np.ndarray) and value.shape == (2,):
+        value = tuple(value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of numbers, got {value!r}")
+    return real(f"{name}[0]", value[0]), real(f"{name}[1]", value[1])
+
+
 def unit_interval(name, value, closed=False):
     """0 <= value < 1 (or <= 1 when ``closed``), with torch's "Invalid {name} value" message."""
     v = real(name, value)

@@ -59,13 +59,17 @@ from .adagrad import Adagrad as _Adagrad
 from .adam import Adam as _Adam
 from .adam import AdamW as _AdamW
 from .adamax import Adamax as _Adamax
+from .asgd import ASGD as _ASGD
+from .lion import Lion as _Lion
 from .momentum import Momentum as _Momentum
 from .nadam import NAdam as _NAdam
+from .radam import RAdam as _RAdam
 from .rmsprop import RMSprop as _RMSprop
+from .rprop import Rprop as _Rprop
 from .sgd import SGD as _SGD
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Momentum", "NAdam", "Optimizer",
-           "RMSprop"]
+__all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum", "NAdam",
+           "Optimizer", "RAdam", "RMSprop", "Rprop"]
 
 try:  # bfloat16 tensors are stepped as ml_dtypes.bfloat16 views (the fastopt[bf16] extra)
     import ml_dtypes as _ml_dtypes
@@ -719,3 +723,44 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                                       weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                                       maximize=maximize, differentiable=differentiable), **options)
+
+
+class RAdam(Optimizer):
+    __doc__ = _torch_doc(_RAdam, "RAdam")
+    _rule = _RAdam
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
+                 *, foreach=None, maximize=False, capturable=False, differentiable=False, **options):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      foreach=foreach, capturable=capturable,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      differentiable=differentiable), **options)
+
+
+class Rprop(Optimizer):
+    __doc__ = _torch_doc(_Rprop, "Rprop")
+    _rule = _Rprop
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
+                 foreach=None, maximize=False, differentiable=False, **options):
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
+                                      differentiable=differentiable, capturable=capturable), **options)
+
+
+class ASGD(Optimizer):
+    __doc__ = _torch_doc(_ASGD, "ASGD")
+    _rule = _ASGD
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
+                 maximize=False, differentiable=False, capturable=False, **options):
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
+                                      foreach=foreach, maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable), **options)
+
+
+class Lion(Optimizer):
+    __doc__ = _torch_doc(_Lion, None)
+    _rule = _Lion
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, **options):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize), **options)

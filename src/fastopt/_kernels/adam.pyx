@@ -420,3 +420,135 @@ def nadam_group(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, dou
     run(nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1,
                     beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                     maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+# -- radam --------------------------------------------------------------------------------------------
+
+ctypedef struct RAdamWork:
+    WorkHead head
+    void* p
+    const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
+    void* step
+    int step_single  # the step count's own dtype (torch keeps it float32 for float64 params)
+    void* m
+    void* v
+    int single
+    double lr, beta1, beta2, eps, weight_decay
+    bint maximize, decoupled
+    double bc1, bc2_sqrt, rect, decay_factor  # this tensor's step scalars
+    bint rectified
+
+
+cdef void _radam_prologue(void* work) noexcept nogil:
+    cdef RAdamWork* w = <RAdamWork*>work
+    cdef double t = bump(w.step, w.step_single)                                      # t
+    cdef double beta2_t = pow(w.beta2, t)
+    cdef double bc2 = 1.0 - beta2_t                                             # bc2
+    cdef double rho_inf = 2.0 / (1.0 - w.beta2) - 1.0                           # rho_inf
+    cdef double rho_t = rho_inf - ((2.0 * t) * beta2_t) / bc2                   # rho_t
+    w.bc1 = 1.0 - pow(w.beta1, t)                                               # bc1
+    w.rectified = rho_t > 5.0
+    if w.rectified:
+        w.rect = pow((((rho_t - 4.0) * (rho_t - 2.0)) * rho_inf)
+                     / (((rho_inf - 4.0) * (rho_inf - 2.0)) * rho_t), 0.5)      # rect
+        w.bc2_sqrt = pow(bc2, 0.5)                                              # bc2_sqrt
+    w.decay_factor = 1.0 - w.lr * w.weight_decay                                # decay
+
+
+cdef void _radam_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const RAdamWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* m = <store*>w.m
+    cdef store* v = <store*>w.v
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
+    cdef floating wd = w.weight_decay, decay = w.decay_factor
+    cdef floating one_minus_b1 = 1.0 - w.beta1, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
+    cdef floating eps = w.eps, lr = w.lr, bc1 = w.bc1, bc2s = w.bc2_sqrt, rect = w.rect
+    cdef bint coupled_decay = w.weight_decay != 0.0 and not w.decoupled
+    cdef bint decoupled_decay = w.weight_decay != 0.0 and w.decoupled
+    cdef bint rectified = w.rectified
+    cdef floating gi, pi, mi, vi, adaptive, update
+    cdef Py_ssize_t i
+    cdef unsigned int k_m = stream(&w.head, &w.m), k_v = stream(&w.head, &w.v), k_p = stream(&w.head, &w.p)
+    for i in range(lo, hi):
+        load(&pi, p, i)
+        load(&gi, g, i)
+        load(&mi, m, i)
+        load(&vi, v, i)
+        gi = effective_grad(gi, pi, sign, wd, coupled_decay)       # g_t
+        if decoupled_decay:
+            pi = pi * decay                             # p_t
+        mi = mi + one_minus_b1 * (gi - mi)              # m_t
+        vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
+        save(m, i, mi, k_m)
+        save(v, i, vi, k_v)
+        update = (mi / bc1) * lr                        # u_t
+        if rectified:
+            adaptive = (<floating>1 / (fsqrt(vi) + eps)) * bc2s    # a_t
+            update = (update * adaptive) * rect         # u_t
+        save(p, i, pi - update, k_p)                    # p_t
+
+
+cdef void _radam_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef RAdamWork* w = <RAdamWork*>work
+    cdef int fmt = loop_format(&w.head, hi)
+    if fmt == FO_F32:
+        _radam_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _radam_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _radam_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F16:
+        _radam_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _radam_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
+
+
+cdef void _radam_init(RAdamWork* w, int single, double lr, double beta1, double beta2, double eps,
+                      double weight_decay, bint maximize, bint decoupled) noexcept:
+    w.single, w.lr, w.beta1, w.beta2, w.eps = single, lr, beta1, beta2, eps
+    w.weight_decay, w.maximize, w.decoupled = weight_decay, maximize, decoupled
+
+
+RADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs")
+
+
+def radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, double lr, double beta1, double beta2,
+                double eps, double weight_decay, bint maximize, bint decoupled_weight_decay,
+                bint check_overlap=True, bint indexed=True):
+    """The checked work items of a ``radam_group`` call, for ``run``."""
+    cdef Batch b = new_batch(RADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs), 5,
+                             sizeof(RAdamWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], V = b.lists[4]
+    cdef RAdamWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <RAdamWork*>batch_add(b, work_head(_radam_chunk, _radam_prologue), P[k], G[k], k, &single, &n)
+        _radam_init(w, single, lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay)
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
+        batch_state(b, <void**>&w.m, M[k], n, 3, k)
+        batch_state(b, <void**>&w.v, V[k], n, 4, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def radam(param, grad, step, exp_avg, exp_avg_sq, *, double lr, double beta1, double beta2, double eps,
+          double weight_decay, bint maximize, bint decoupled_weight_decay, n_threads=1):
+    """One RAdam step in place, as torch.optim.RAdam. Increments ``step``."""
+    run(radam_batch([param], [grad], [step], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2,
+                    eps=eps, weight_decay=weight_decay, maximize=maximize,
+                    decoupled_weight_decay=decoupled_weight_decay, indexed=False), n_threads)
+
+
+def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, double lr, double beta1, double beta2,
+                double eps, double weight_decay, bint maximize, bint decoupled_weight_decay, n_threads=1):
+    """``radam`` on every tensor of a group in one call. Checks everything before writing."""
+    run(radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, maximize=maximize,
+                    decoupled_weight_decay=decoupled_weight_decay), n_threads)

@@ -196,7 +196,8 @@ def draw_path(ax, path, col, label):
 
 REGRESSION_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "Adam": dict(lr=0.1),
                      "AdamW": dict(lr=0.1), "Adamax": dict(lr=0.2), "NAdam": dict(lr=0.1),
-                     "Adagrad": dict(lr=1.0), "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=0.02)}
+                     "Adagrad": dict(lr=1.0), "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=0.02),
+                     "RAdam": dict(lr=0.1), "Rprop": dict(lr=0.01), "ASGD": dict(lr=0.1), "Lion": dict(lr=0.02)}
 
 
 @dataclass
@@ -308,6 +309,12 @@ def parabola(demo):
     notes = ["steps: until |J(t_k) - J(t_k-1)| < 1e-8; the minimum is t = 2.5, J = -1"]
     if "Adadelta" in paths:
         notes.append("Adadelta: lr 1.0, its usual value (its step is a ratio of running averages times lr)")
+    if "Rprop" in paths:
+        notes.append("Rprop: 'converged' where t stood still for a step: a step that flips the gradient's sign "
+                     "shrinks the step size and leaves t where it is")
+    if "Lion" in paths:
+        notes.append("Lion: every step moves t by exactly lr, so it ends bouncing lr around the minimum "
+                     "(it needs a decaying lr to settle)")
     print_table(["optimizer", "lr", "steps", "converged", "final t", "J(t)"], rows, notes)
 
     ncols = min(3, len(paths))
@@ -470,7 +477,8 @@ def newton_vs_gradient_descent(demo):
 
 MLP_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "Adam": dict(lr=1e-3),
               "AdamW": dict(lr=1e-3), "Adamax": dict(lr=2e-3), "NAdam": dict(lr=2e-3), "Adagrad": dict(lr=0.05),
-              "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=1e-3)}
+              "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=1e-3), "RAdam": dict(lr=1e-2), "Rprop": dict(lr=1e-3),
+              "ASGD": dict(lr=0.1), "Lion": dict(lr=1e-3)}
 BATCH = 64
 HIDDEN = 64
 

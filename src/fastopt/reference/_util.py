@@ -1,5 +1,6 @@
 """The reference's executor and checks; they mirror the runtime's ``Batch`` and ``run``
 (``fastopt/_kernels/_runtime.pyx``) and raise the same errors with the same messages."""
+import math
 import numbers
 
 import numpy as np
@@ -19,6 +20,22 @@ def effective_grad(grad, param, maximize, weight_decay, grad_scale=1.0):
     return g
 
 
+def sign(x):
+    """torch.sign on CPU, as the kernels' ``sign_of``: 1 or -1, and +0 for zeros and NaN."""
+    return np.greater(x, 0).astype(x.dtype) - np.less(x, 0).astype(x.dtype)
+
+
+def cpow(a, b):
+    """C's pow(a, b), as the kernels' prologues call it (math.pow is libm's pow): inf on overflow, NaN
+    for a negative base with a fractional exponent, inf for 0 to a negative power, where Python raises
+    (np.power gives those special values; its finite results may differ from libm's in the last bit)."""
+    try:
+        return math.pow(a, b)
+    except (OverflowError, ValueError):
+        with np.errstate(all="ignore"):
+            return float(np.power(np.float64(a), np.float64(b)))
+
+
 def divide(a, b):
     """a / b as the kernels' C doubles divide: IEEE (x/0 is ±inf, 0/0 NaN), not Python's
     ZeroDivisionError (NAdam's mu product can round to exactly 1 in float32)."""
@@ -33,7 +50,7 @@ def real(value):
     return float(value)
 
 
-COUNTERS = ("steps", "mu_products")  # per-tensor scalar state: 1-element buffers
+COUNTERS = ("steps", "mu_products", "etas", "mus")  # per-tensor scalar state: 1-element buffers
 
 
 class Batch:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._util import Batch, divide, effective_grad, real, run, tensors
+from ._util import Batch, cpow, divide, effective_grad, real, run, tensors
 
 
 def _adam(param, grad, step, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
@@ -48,6 +48,37 @@ def _adamax(param, grad, step, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weigh
     exp_avg[...] = m
     exp_inf[...] = u
     param[...] = param + (neg_step_size * m) / u                                # p_t
+
+
+def _radam(param, grad, step, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, maximize,
+           decoupled_weight_decay, grad_scale=1.0):
+    """One RAdam step on flat views, as the kernel's prologue and ``_radam_span``."""
+    step += 1                                                                   # t
+    t = float(step.reshape(-1)[0])
+    beta2_t = cpow(beta2, t)
+    bc2 = 1.0 - beta2_t                                                         # bc2
+    rho_inf = divide(2.0, 1.0 - beta2) - 1.0                                    # rho_inf
+    rho_t = rho_inf - divide((2.0 * t) * beta2_t, bc2)                          # rho_t
+    bc1 = 1.0 - cpow(beta1, t)                                                  # bc1
+    rectified = rho_t > 5.0
+    if rectified:
+        rect = cpow(divide(((rho_t - 4.0) * (rho_t - 2.0)) * rho_inf,
+                           ((rho_inf - 4.0) * (rho_inf - 2.0)) * rho_t), 0.5)   # rect
+        bc2_sqrt = cpow(bc2, 0.5)                                               # bc2_sqrt
+    decay_factor = 1.0 - lr * weight_decay                                      # decay
+    p = param
+    g = effective_grad(grad, p, maximize, 0.0 if decoupled_weight_decay else weight_decay, grad_scale)  # g_t
+    if weight_decay != 0.0 and decoupled_weight_decay:
+        p = p * decay_factor                                                    # p_t
+    m = exp_avg + (1.0 - beta1) * (g - exp_avg)                                 # m_t
+    v = beta2 * exp_avg_sq + ((1.0 - beta2) * g) * g                            # v_t
+    exp_avg[...] = m
+    exp_avg_sq[...] = v
+    update = (m / bc1) * lr                                                     # u_t
+    if rectified:
+        adaptive = (1.0 / (np.sqrt(v) + eps)) * bc2_sqrt                        # a_t
+        update = (update * adaptive) * rect                                     # u_t
+    param[...] = p - update                                                     # p_t
 
 
 def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
@@ -163,3 +194,32 @@ def nadam_group(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, *, lr,
     run(nadam_batch(params, grads, steps, mu_products, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1,
                     beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                     maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+RADAM_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs")
+
+
+def radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, maximize,
+                decoupled_weight_decay, check_overlap=True, indexed=True):
+    """The checked work of a ``radam_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
+                 weight_decay=real(weight_decay), maximize=bool(maximize),
+                 decoupled_weight_decay=bool(decoupled_weight_decay))
+    work = tensors(RADAM_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs), 5, check_overlap, indexed)
+    return Batch(_radam, [args[1:] for args in work], hyper)
+
+
+def radam(param, grad, step, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, maximize,
+          decoupled_weight_decay, n_threads=1):
+    """One RAdam step in place, as torch.optim.RAdam (see the kernel's docstring)."""
+    run(radam_batch([param], [grad], [step], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2,
+                    eps=eps, weight_decay=weight_decay, maximize=maximize,
+                    decoupled_weight_decay=decoupled_weight_decay, indexed=False), n_threads)
+
+
+def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps, weight_decay, maximize,
+                decoupled_weight_decay, n_threads=1):
+    """``radam`` on every tensor of a group."""
+    run(radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, maximize=maximize,
+                    decoupled_weight_decay=decoupled_weight_decay), n_threads)
