@@ -370,7 +370,8 @@ def print_bench_header(torch):
     print(f"  or {large_rounds} rounds of one call from {sci(LARGE)} elements ({quick_rounds} short rounds with "
           "--quick); ratios: median of the per-round ratios.")
     print("threads: fastopt's and torch's thread count for the row (the NumPy reference is single-threaded).")
-    print("torch: fused for SGD, Adam, AdamW, Adagrad; torch's for-loop step otherwise; none for Momentum.")
+    print(f"torch: fused for {', '.join(c.name for c in CASES if c.name in TORCH_FUSED)}; torch's for-loop step "
+          f"otherwise; none for {' and '.join(c.name for c in CASES if c.torch is None)}.")
     print("floor: kernels.floor_batch + run, the same memory traffic as the step (buffers - 2 state arrays), no math.")
     print("GB/s: fastopt's bytes per step / its median, bytes = (2 x (buffers - 1) + 1) x itemsize x n "
           "(grad read; param and states read and written).")
