@@ -138,8 +138,12 @@ class Demo:
 
 
 def color(name):
-    """The same colour for an optimizer in every figure (its position in the registry)."""
-    return f"C{NAMES.index(name) % 10}" if name in NAMES else "k"
+    """The same colour for an optimizer in every figure (its position in the registry; past matplotlib's
+    ten cycle colours, the XKCD ones below)."""
+    if name not in NAMES:
+        return "k"
+    i = NAMES.index(name)
+    return f"C{i}" if i < 10 else ("xkcd:teal", "xkcd:magenta", "xkcd:navy", "xkcd:lime", "xkcd:maroon")[(i - 10) % 5]
 
 
 def settings(kwargs):
@@ -579,11 +583,14 @@ def digits_mlp(demo):
             histories[case.name] = history
             rows.append([case.name, settings(MLP_KWARGS[case.name]), f"{history[-1, 0]:.4f}",
                          f"{history[-1, 1]:.1%}", rate(times), speedup(numpy_times, times[:len(numpy_times)])])
-    print_table(["optimizer", "settings", "train loss", "test acc", "steps/s", "x numpy"], rows, [
-        "train loss: on the whole training set after the last epoch; steps/s: optimizer steps per second "
-        "(median step);",
-        f'x numpy: the kernel\'s speed-up over backend="numpy" on the same steps '
-        f'({timed} epoch{"s" if timed > 1 else ""})'])
+    notes = ["train loss: on the whole training set after the last epoch; steps/s: optimizer steps per second "
+             "(median step);",
+             f'x numpy: the kernel\'s speed-up over backend="numpy" on the same steps '
+             f'({timed} epoch{"s" if timed > 1 else ""})']
+    if "Rprop" in histories:
+        notes.append("Rprop is a full-batch method: on mini-batches each batch's signs grow or shrink the step "
+                     "sizes, the weights grow and the loss with them (the predictions stay mostly right)")
+    print_table(["optimizer", "settings", "train loss", "test acc", "steps/s", "x numpy"], rows, notes)
 
     fig, axes = demo.figure(1, 2, size=(11, 4.5))
     for name, history in histories.items():
