@@ -1,7 +1,8 @@
 """A short fingerprint of what the compiled kernels compute, to compare instruction-set variants.
 
 Every kernel variant (baseline, avx2, avx512; see setup.py) must produce bit-identical results, so the
-SHA-256 of the parameters and optimizer state after 20 steps of Adam, NAdam, RMSprop and Adagrad on
+SHA-256 of the parameters and optimizer state after 20 steps of Adam, NAdam, RMSprop, Adagrad, RAdam,
+Rprop, ASGD and Lion (and quantized and stochastically rounded variants) on
 fixed data, in float32, float64, float16 and bfloat16, must be the same whichever variant runs them and on whichever CPU.
 
 The inputs are built with integer arithmetic only (no random generator, no libm), so they are the same
@@ -37,6 +38,11 @@ def _optimizers():
         # quantized state (its lookup tables and block loops), with stochastic rounding for bfloat16
         ("AdamW-q8-q4", fastopt.AdamW, dict(lr=0.01, state_dtype={"exp_avg": "q8", "exp_avg_sq": "q4"})),
         ("SGD-stochastic", fastopt.SGD, dict(lr=0.01, momentum=0.9, rounding="stochastic", seed=1)),
+        # rectified from step 6 on: its reciprocal square root and five roundings per element
+        ("RAdam-decoupled", fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+        ("Rprop", fastopt.Rprop, dict(lr=0.01, etas=(0.4, 1.3))),
+        ("ASGD-averaged", fastopt.ASGD, dict(lr=0.01, lambd=0.05, t0=5, weight_decay=0.01)),
+        ("Lion", fastopt.Lion, dict(lr=0.01, weight_decay=0.1)),
     ]
 
 
