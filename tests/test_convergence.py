@@ -23,7 +23,8 @@ REGRESSION = {
     "RAdam": (dict(lr=0.1), 1000, 1e-6),
     "Rprop": (dict(), 300, 1e-5),
     "ASGD": (dict(lr=0.1, t0=500), 2000, 1e-3),  # lambd's shrinking leaves a bias of 4e-4
-    "Lion": (dict(lr=0.01), 1000, 0.03),  # every step moves by lr: it ends oscillating within ~lr
+    "Lion": (dict(lr=0.01), 1000, 0.03),
+    "ScheduleFreeAdamW": (dict(lr=0.5), 1000, 1e-3),  # the parameters hold y; x, the average, is eval()'s  # every step moves by lr: it ends oscillating within ~lr
 }
 
 

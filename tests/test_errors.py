@@ -17,7 +17,7 @@ except ImportError:  # the messages are still checked against the table below
 BAD_HYPERPARAMETERS = [
     (name, {"lr": -1.0}, "Invalid learning rate: -1.0")
     for name in ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "Adagrad", "Adadelta", "RMSprop", "Momentum", "RAdam",
-                 "Rprop", "ASGD", "Lion"]
+                 "Rprop", "ASGD", "Lion", "ScheduleFreeAdamW"]
 ] + [
     (name, kw, msg) for name in ["Adam", "AdamW", "Adamax", "NAdam", "RAdam"] for kw, msg in [
         ({"eps": -1e-8}, "Invalid epsilon value: -1e-08"),

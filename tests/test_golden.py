@@ -205,6 +205,16 @@ def lion(p0, g1, g2, lr=0.01, b1=0.9, b2=0.99, wd=0.0):
     return {"p1": p1, "p2": p2, "exp_avg": b2 * m1 + (1 - b2) * g2}
 
 
+def schedule_free(p0, g1, g2, lr=0.01, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
+    # step 1: weight lr^2, c = 1, so y = z before the update and p1 = z1; step 2: equal weights, c = 1/2
+    v1 = (1 - b2) * g1 * g1
+    u1 = g1 / (math.sqrt(v1 / (1 - b2)) + eps) + wd * p0
+    p1 = z1 = p0 - lr * u1
+    v2 = b2 * v1 + (1 - b2) * g2 * g2
+    u2 = g2 / (math.sqrt(v2 / (1 - b2 ** 2)) + eps) + wd * p1
+    return {"p1": p1, "p2": p1 + lr * (b1 * 0.5 - 1) * u2, "z": z1 - lr * u2, "exp_avg_sq": v2}
+
+
 def _golden(name, cls, kwargs, fn, **fn_kwargs):
     return pytest.param(cls, kwargs, fn, fn_kwargs, id=name)
 
@@ -260,6 +270,9 @@ GOLDEN = [
     _golden("ASGD-averaged", "ASGD", dict(lr=0.1, lambd=0.5, alpha=0.5, t0=-1), asgd,
             lr=0.1, lambd=0.5, alpha=0.5, t0=-1),
     _golden("Lion", "Lion", dict(lr=0.01), lion),
+    _golden("ScheduleFreeAdamW", "ScheduleFreeAdamW", dict(lr=0.01), schedule_free),
+    _golden("ScheduleFreeAdamW-wd-betas", "ScheduleFreeAdamW", dict(lr=0.05, weight_decay=0.1, betas=(0.5, 0.9)),
+            schedule_free, lr=0.05, wd=0.1, b1=0.5, b2=0.9),
     _golden("Lion-weight_decay", "Lion", dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.5), lion,
             b1=0.5, b2=0.9, wd=0.5),
 ]

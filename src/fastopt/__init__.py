@@ -22,6 +22,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedulefree import ScheduleFreeAdamW
 from .sgd import SGD
 
 
@@ -45,6 +46,7 @@ __all__ = [
     "RAdam",
     "Rprop",
     "Lion",
+    "ScheduleFreeAdamW",
     "Optimizer",
     "RMSprop",
     "kernels",

@@ -111,6 +111,15 @@ class _Plan:
                  "complete", "written", "checked", "batch", "run")
 
 
+def _live_value(group, key):
+    """A group's ``_live`` entry (read every step), or the ValueError of a missing hyperparameter."""
+    try:
+        return group[key]
+    except KeyError:
+        raise ValueError(f"a param group has no {key!r} (the optimizer keeps it in every group: restore it "
+                         "or load a state_dict)") from None
+
+
 def _saved(value):
     """A state entry as ``state_dict`` gives it: the live array, or a quantized entry's arrays."""
     if isinstance(value, _runtime.Quantized):
@@ -258,7 +267,7 @@ class Optimizer:
         self._lock = threading.RLock()
         self._check_hyperparameters(defaults)
         self.defaults = defaults
-        self._keys = tuple(defaults)
+        self._keys = tuple(key for key in defaults if key not in self._live)  # the snapshot's keys
         self._version = [0]  # bumped whenever state entries are created, replaced or removed
         self._layout = ()    # the params that the positions of ``state`` refer to
         self._plan = None
@@ -419,6 +428,8 @@ class Optimizer:
                 self._forget(created)  # arrives after the update: the new state is in use then)
                 raise
             precision.advance()
+            for group, kwargs in zip(self.param_groups, plan.kwargs):
+                self._advance(group, kwargs)
 
     def _attach_masters(self, plan, batches, grads):
         """Give each group's batch its params' float32 masters (``master_weights``)."""
@@ -447,10 +458,14 @@ class Optimizer:
             cls._batch_hyperparameters = names
         return names
 
-    def _kernel_args(self, frozen):
-        """A group's kernel keywords (``_kernel_kwargs`` of its frozen hyperparameters) and, from them,
-        the batch's positional hyperparameter arguments (ending with check_overlap=False)."""
-        kwargs = self._kernel_kwargs(dict(zip(self._keys, frozen)))
+    def _kernel_args(self, frozen, group):
+        """A group's kernel keywords (``_kernel_kwargs`` of its frozen hyperparameters and its ``_live``
+        keys) and, from them, the batch's positional hyperparameter arguments (ending with
+        check_overlap=False)."""
+        values = dict(zip(self._keys, frozen))
+        for key in self._live:
+            values[key] = _live_value(group, key)
+        kwargs = self._kernel_kwargs(values)
         return kwargs, tuple(kwargs.get(name) for name in self._hyperparameter_names()) + (False,)
 
     def _current_plan(self):
@@ -464,13 +479,16 @@ class Optimizer:
             if frozen != plan.frozen[i]:
                 self._check_hyperparameters(group)
                 spec = self._spec(group)
-                plan.kwargs[i], plan.args[i] = self._kernel_args(frozen)
+                plan.kwargs[i], plan.args[i] = self._kernel_args(frozen, group)
                 plan.frozen[i] = frozen
                 if list(spec) != list(plan.specs[i]):
                     plan.specs[i], plan.complete = spec, False
                     plan.buffers = self._group_buffers(plan)
                 else:
                     plan.specs[i] = spec
+        if self._live:  # the step's own scalars (schedule-free's averaging weight), every step
+            for i, group in enumerate(groups):
+                plan.kwargs[i], plan.args[i] = self._kernel_args(plan.frozen[i], group)
         return plan
 
     def _build_plan(self):
@@ -516,7 +534,8 @@ class Optimizer:
         plan = _Plan()
         plan.lists = tuple(group["params"] for group in groups)
         plan.params, plan.starts, plan.frozen, plan.specs = params, starts, frozen, specs
-        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(values) for values in frozen]))
+        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(values, group)
+                                                 for values, group in zip(frozen, groups)]))
         backend = BACKENDS[self.backend]
         plan.batch, plan.run = getattr(backend, self._kernel + "_batch"), backend.run
         plan.written, plan.checked = written, None
@@ -608,6 +627,7 @@ class Optimizer:
     # -- what subclasses provide --------------------------------------------------------------------
 
     _kernel = None  # the rule's name in fastopt.kernels / fastopt.reference (its batch: + "_batch")
+    _live = ()      # group keys read afresh every step (schedule-free's step count), not in the snapshot
     _buffers = ()   # the state keys the kernel takes after (params, grads), in its order
 
     def _check_hyperparameters(self, group):
@@ -622,6 +642,10 @@ class Optimizer:
     def _kernel_kwargs(self, group):
         """The kernel's hyperparameter keywords for ``group`` (its values frozen: Python scalars)."""
         raise NotImplementedError
+
+    def _advance(self, group, kwargs):
+        """After a step ran: update ``group``'s own bookkeeping from its ``kwargs`` (schedule-free's step
+        count and averaging weights live in its param groups); nothing for the other rules."""
 
     # -- state --------------------------------------------------------------------------------------
 

@@ -204,6 +204,8 @@ class Precision:
         wanted = self.state_dtype.get(key) if isinstance(self.state_dtype, dict) else self.state_dtype
         if wanted is None and self.master_weights is not None:
             wanted = "float32"
+        if key == "z" and wanted in QUANTIZED:  # schedule-free's z is a copy of the params, not a statistic
+            wanted = None
         if wanted is None or param_dtype == np.float64:
             return param_dtype
         if wanted in QUANTIZED:

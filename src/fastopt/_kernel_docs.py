@@ -42,6 +42,8 @@ SUMMARY = {
              "the gradient's sign).",
     "lion": "One Lion step in place, as google/automl's lion_pytorch (Chen et al., 2023: the sign of an "
             "interpolated momentum).",
+    "sfadamw": "One schedule-free AdamW step in place, as facebookresearch/schedule_free's AdamWScheduleFree "
+               "(``param`` holds y, the point the gradient is taken at; ``z`` the base sequence).",
     "floor": "The memory-floor kernel: a step's memory traffic with no math (not an optimizer).",
 }
 
@@ -111,6 +113,10 @@ p = p*(1 - lr*weight_decay)
 c = m*beta1 + g*(1 - beta1)
 p = p - sign(c)*lr               (sign: torch's, 0 for zeros and NaN)
 m = m*beta2 + g*(1 - beta2)""",
+    "sfadamw": """\
+v = beta2*v + ((1 - beta2)*g)*g;  gn = g / (sqrt(v/bc2) + eps) + weight_decay*y
+y = lerp(y, z, ckp1)        (torch's lerp: y + ckp1*(z - y), or z + (ckp1 - 1)*(z - y) when ckp1 >= 0.5)
+y = y + lr*(beta1*(1 - ckp1) - 1)*gn;  z = z - lr*gn""",
     "floor": """\
 p = p + g;  s = s + g   for each state buffer given""",
 }
@@ -154,6 +160,10 @@ ARGS = {
                          "``etas[1]``)."),
     "step_size_min": ("float", "The smallest step size (torch's ``step_sizes[0]``)."),
     "step_size_max": ("float", "The largest step size (torch's ``step_sizes[1]``)."),
+    "z": ("ndarray", "Schedule-free's base sequence z (the param at the start), updated in place."),
+    "bc2": ("float", "This step's bias correction of the second moment, ``1 - beta2**t``."),
+    "ckp1": ("float", "This step's averaging weight c: the weight of z in the new y's interpolation "
+                      "(schedule-free's ``weight / weight_sum``)."),
     "s1": ("ndarray or None", "A state buffer, read and written; fill ``s1``, ``s2``, ``s3`` in order "
                               "(Adam's traffic: two)."),
     "s2": ("ndarray or None", "A second state buffer, as ``s1``."),
@@ -211,6 +221,9 @@ RULE_ARGS = {
     "lion": {"beta1": ("float", "The interpolation weight of the update's direction (``betas[0]``)."),
              "beta2": ("float", "The momentum's decay rate (``betas[1]``)."),
              "weight_decay": ("float", "The decoupled decay: ``p *= 1 - lr*weight_decay``; 0: none.")},
+    "sfadamw": {"lr": ("float", "This step's learning rate (the group's lr times the warmup schedule)."),
+                "weight_decay": ("float", "Decoupled weight decay, taken at y: ``gn + weight_decay*y``; 0: "
+                                          "none.")},
     "ema_update": {"params": ("list of ndarray", "The values averaged, one per shadow: its dtype and size, "
                                                  "C-contiguous; only read.")},
 }
@@ -463,6 +476,25 @@ EXAMPLES = {
 ...            beta2=0.99, weight_decay=0.5, maximize=False)
 >>> params
 [array([0.85, 0.85]), array([1.05, 1.05, 1.05], dtype=float32)]""",
+    "sfadamw": """\
+>>> import numpy as np
+>>> from {module} import sfadamw
+>>> p = np.array([1.0, -2.0], np.float32)
+>>> z, v = p.copy(), np.zeros(2, np.float32)
+>>> for t in (1, 2):    # the optimizer's per-step scalars: bias correction, averaging weight 1/t
+...     sfadamw(p, np.array([0.5, -1.0], np.float32), z, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+...             weight_decay=0.0, bc2=1 - 0.999 ** t, ckp1=1.0 / t, maximize=False)
+>>> p, z
+(array([ 0.84499997, -1.845     ], dtype=float32), array([ 0.79999995, -1.8       ], dtype=float32))""",
+    "sfadamw_group": """\
+>>> import numpy as np
+>>> from {module} import sfadamw_group
+>>> params, zs = [np.ones(2), np.ones(1, np.float32)], [np.ones(2), np.ones(1, np.float32)]
+>>> exp_avg_sqs = [np.zeros(2), np.zeros(1, np.float32)]
+>>> sfadamw_group(params, [np.full(2, 1.0), None], zs, exp_avg_sqs, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+...               weight_decay=0.0, bc2=0.001, ckp1=1.0, maximize=False)
+>>> params, zs
+([array([0.9, 0.9]), array([1.], dtype=float32)], [array([0.9, 0.9]), array([1.], dtype=float32)])""",
     "floor": """\
 >>> import numpy as np
 >>> from {module} import floor

@@ -16,6 +16,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedulefree import ScheduleFreeAdamW
 from .sgd import SGD
 
 
@@ -98,6 +99,11 @@ CASES = [
         "default": dict(lr=0.01),
         "weight_decay": dict(lr=0.01, weight_decay=0.1),
         "betas": dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
+    }),
+    Case("ScheduleFreeAdamW", ScheduleFreeAdamW, "sfadamw", torch=None, buffers=4, configs={
+        "default": dict(lr=0.01),
+        "warmup": dict(lr=0.01, warmup_steps=5, weight_decay=0.1),
+        "weights": dict(lr=0.01, betas=(0.5, 0.99), r=1.0, weight_lr_power=1.0, eps=1e-6, maximize=True),
     }),
     Case("Adagrad", Adagrad, "adagrad", torch="Adagrad", buffers=3, configs={
         "default": dict(lr=0.05),

@@ -22,7 +22,7 @@ __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
     "adamax_group", "asgd", "asgd_group", "ema_update", "floor", "floor_group", "grad_norm", "lion", "lion_group",
     "momentum", "momentum_group", "nadam", "nadam_group", "radam", "radam_group", "rmsprop", "rmsprop_group",
-    "rprop", "rprop_group", "sgd", "sgd_group",
+    "rprop", "rprop_group", "sfadamw", "sfadamw_group", "sgd", "sgd_group",
 ]
 
 # ``<rule>_batch`` (checked work items) and ``run`` (one job for several batches) are what the optimizers

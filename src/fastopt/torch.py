@@ -50,6 +50,7 @@ from torch.optim import optimizer as _torch_optimizer
 
 from . import _validation as check
 from . import kernels
+from ._base import _live_value
 from ._config import get_num_threads
 from ._formats import QUANTIZED, STATE_KEYS, UNSIGNED_STATE, Precision, quantized
 from ._kernels import _runtime
@@ -66,10 +67,12 @@ from .nadam import NAdam as _NAdam
 from .radam import RAdam as _RAdam
 from .rmsprop import RMSprop as _RMSprop
 from .rprop import Rprop as _Rprop
+from .schedulefree import ScheduleFreeAdamW as _ScheduleFreeAdamW
+from .schedulefree import switch_groups as _switch_groups
 from .sgd import SGD as _SGD
 
 __all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum", "NAdam",
-           "Optimizer", "RAdam", "RMSprop", "Rprop"]
+           "Optimizer", "RAdam", "RMSprop", "Rprop", "ScheduleFreeAdamW"]
 
 try:  # bfloat16 tensors are stepped as ml_dtypes.bfloat16 views (the fastopt[bf16] extra)
     import ml_dtypes as _ml_dtypes
@@ -360,6 +363,8 @@ class Optimizer(torch.optim.Optimizer):
                         _runtime.attach(batch, precision.master_weights, masters)
                 _runtime.run_openmp(batches, _threads(), 1.0, precision.rounding_seed())
                 precision.advance()
+                for group, kwargs in zip(self.param_groups, plan.kwargs):
+                    self._impl._advance(group, kwargs)
             except BaseException:
                 self._forget(plan.created)
                 raise
@@ -387,7 +392,7 @@ class Optimizer(torch.optim.Optimizer):
         if (plan is None or self.state is not plan.state
                 or not _runtime.same_params(groups, plan.lists, plan.params)):
             return self._build_plan()
-        keys = tuple(self.defaults)
+        keys = self._snapshot_keys()
         for i, group in enumerate(groups):
             frozen = _runtime.snapshot(group, keys)
             if frozen != plan.frozen[i]:
@@ -395,9 +400,15 @@ class Optimizer(torch.optim.Optimizer):
                 values = dict(zip(keys, frozen))
                 if list(self._spec(values)) != list(plan.specs[i]):
                     return self._build_plan()
-                plan.kwargs[i], plan.args[i] = self._kernel_args(values)
+                plan.kwargs[i], plan.args[i] = self._kernel_args(values, group)
                 plan.frozen[i] = frozen
+            elif self._rule._live:  # the step's own scalars (schedule-free's averaging weight)
+                plan.kwargs[i], plan.args[i] = self._kernel_args(dict(zip(keys, frozen)), group)
         return plan
+
+    def _snapshot_keys(self):
+        """The hyperparameters a plan is kept for (the rule's ``_live`` keys are read every step)."""
+        return tuple(key for key in self.defaults if key not in self._rule._live)
 
     def _spec(self, values):
         """A param's state: the rule's and its master's (``master_weights``), if any."""
@@ -421,7 +432,10 @@ class Optimizer(torch.optim.Optimizer):
         _flat(out)[...] = values
         return out
 
-    def _kernel_args(self, values):
+    def _kernel_args(self, values, group):
+        values = dict(values)
+        for key in self._rule._live:
+            values[key] = _live_value(group, key)
         kwargs = self._impl._kernel_kwargs(values)
         return kwargs, tuple(kwargs.get(name) for name in self._rule._hyperparameter_names()) + (False,)
 
@@ -430,7 +444,7 @@ class Optimizer(torch.optim.Optimizer):
         (raising before anything changes), then create the missing state and build the plan, whose
         ``grads`` are this step's."""
         self._plan = None
-        groups, keys, names = self.param_groups, tuple(self.defaults), self._names()
+        groups, keys, names = self.param_groups, self._snapshot_keys(), self._names()
         frozen = [_runtime.snapshot(group, keys) for group in groups]
         for group in groups:
             self._impl._check_hyperparameters(group)
@@ -464,8 +478,9 @@ class Optimizer(torch.optim.Optimizer):
         for p, key, fill, scalar, fused in todo:
             if scalar:
                 value = torch.tensor(0.0 if fill is None else fill, dtype=_scalar_dtype(fused))
-            elif fill == "param":  # a float32 master: the param, widened
-                value = torch.empty_like(p, dtype=torch.float32, requires_grad=False).copy_(p.detach())
+            elif fill == "param":  # a copy of the param in the entry's dtype (a float32 master; schedule-free's z)
+                value = torch.empty_like(p, dtype=self._entry_dtype(p, key, False),
+                                         requires_grad=False).copy_(p.detach())
             elif self._entry_dtype(p, key, False) in QUANTIZED:
                 value = quantized(np.float32(0.0 if fill is None else fill), self._entry_dtype(p, key, False),
                                   key not in UNSIGNED_STATE, tuple(p.shape))
@@ -514,7 +529,8 @@ class Optimizer(torch.optim.Optimizer):
         plan.params = tuple(p for group in groups for p in group["params"])
         plan.state, plan.stepped, plan.idle, plan.bounds = self.state, tuple(stepped), tuple(idle), bounds
         plan.frozen, plan.specs = frozen, specs
-        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(dict(zip(keys, values))) for values in frozen]))
+        plan.kwargs, plan.args = map(list, zip(*[self._kernel_args(dict(zip(keys, values)), group)
+                                                 for values, group in zip(frozen, groups)]))
         plan.batch = getattr(kernels, self._rule._kernel + "_batch")
         views, arrays, labels, meta, held = [], [], [], [], []
         position = {id(p): i for i, p in enumerate(plan.params)}
@@ -764,3 +780,34 @@ class Lion(Optimizer):
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize), **options)
+
+
+class ScheduleFreeAdamW(Optimizer):
+    __doc__ = _torch_doc(_ScheduleFreeAdamW, None)
+    _rule = _ScheduleFreeAdamW
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, warmup_steps=0, r=0.0,
+                 weight_lr_power=2.0, foreach=None, *, maximize=False, **options):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, r=r, k=0, warmup_steps=warmup_steps,
+                                      train_mode=True, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0,
+                                      weight_lr_power=weight_lr_power, weight_decay=weight_decay, foreach=foreach,
+                                      maximize=maximize), **options)
+
+    def train(self):
+        """Train mode: the parameters move from x to y (``lerp(p, z, 1 - beta1)``); no-op in train mode."""
+        self._switch(True)
+
+    def eval(self):
+        """Eval mode: the parameters move from y back to x (``lerp(p, z, 1 - 1/beta1)``), the point to
+        evaluate and checkpoint; no-op in eval mode."""
+        self._switch(False)
+
+    def _switch(self, training):
+        """The NumPy class's mode switch (one lerp per element, on the masters where there are), on the
+        tensors' flat views."""
+        with self._lock:
+            states = [self.state.get(p, {}) for group in self.param_groups for p in group["params"]]
+            moved = _switch_groups(self.param_groups, states, training, self._precision.master_weights,
+                                   lambda t: _flat(t.detach()))
+            if moved:
+                torch.autograd.graph.increment_version(moved)  # as torch's in-place lerp_ does

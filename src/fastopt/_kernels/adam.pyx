@@ -552,3 +552,108 @@ def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, double lr, doubl
     run(radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                     weight_decay=weight_decay, maximize=maximize,
                     decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+# -- sfadamw (schedule-free AdamW) --------------------------------------------------------------------
+
+ctypedef struct SFAdamWWork:
+    WorkHead head
+    void* p
+    const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
+    void* z
+    void* v
+    int single
+    double lr, beta1, beta2, eps, weight_decay, bc2, ckp1
+    bint maximize
+
+
+cdef void _sfadamw_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const SFAdamWWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* z = <store*>w.z
+    cdef store* v = <store*>w.v
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
+    cdef floating b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2, eps = w.eps, bc2 = w.bc2
+    cdef floating wd = w.weight_decay, c = w.ckp1, c_minus_one = w.ckp1 - 1.0
+    cdef floating y_step = w.lr * (w.beta1 * (1.0 - w.ckp1) - 1.0), z_step = w.lr
+    cdef bint decay = w.weight_decay != 0.0
+    cdef bint near = w.ckp1 < 0.5  # torch's lerp: from the nearer end
+    cdef floating gi, yi, zi, vi, gn
+    cdef Py_ssize_t i
+    cdef unsigned int k_z = stream(&w.head, &w.z), k_v = stream(&w.head, &w.v), k_p = stream(&w.head, &w.p)
+    for i in range(lo, hi):
+        load(&yi, p, i)
+        load(&gi, g, i)
+        load(&zi, z, i)
+        load(&vi, v, i)
+        gi = sign * gi                                  # g_t
+        vi = b2 * vi + (one_minus_b2 * gi) * gi         # v_t
+        save(v, i, vi, k_v)
+        gn = gi / (fsqrt(vi / bc2) + eps)               # gn_t
+        if decay:
+            gn = gn + wd * yi                           # gn_t
+        if near:
+            yi = yi + c * (zi - yi)                     # y_t
+        else:
+            yi = zi + c_minus_one * (zi - yi)           # y_t
+        save(p, i, yi + y_step * gn, k_p)               # y_t
+        save(z, i, zi - z_step * gn, k_z)               # z_t
+
+
+cdef void _sfadamw_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef SFAdamWWork* w = <SFAdamWWork*>work
+    cdef int fmt = loop_format(&w.head, hi)
+    if fmt == FO_F32:
+        _sfadamw_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _sfadamw_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _sfadamw_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F16:
+        _sfadamw_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _sfadamw_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
+
+
+SFADAMW_NAMES = ("params", "grads", "zs", "exp_avg_sqs")
+
+
+def sfadamw_batch(params, grads, zs, exp_avg_sqs, double lr, double beta1, double beta2, double eps,
+                  double weight_decay, double bc2, double ckp1, bint maximize, bint check_overlap=True,
+                  bint indexed=True):
+    """The checked work items of an ``sfadamw_group`` call, for ``run``."""
+    cdef Batch b = new_batch(SFADAMW_NAMES, (params, grads, zs, exp_avg_sqs), 4, sizeof(SFAdamWWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], Z = b.lists[2], V = b.lists[3]
+    cdef SFAdamWWork* w
+    cdef Py_ssize_t k, n
+    cdef int single
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <SFAdamWWork*>batch_add(b, work_head(_sfadamw_chunk, NULL), P[k], G[k], k, &single, &n)
+        w.single, w.lr, w.beta1, w.beta2, w.eps = single, lr, beta1, beta2, eps
+        w.weight_decay, w.bc2, w.ckp1, w.maximize = weight_decay, bc2, ckp1, maximize
+        batch_state(b, <void**>&w.z, Z[k], n, 2, k)
+        batch_state(b, <void**>&w.v, V[k], n, 3, k)
+    if check_overlap:
+        b.check_overlap()
+    return b
+
+
+def sfadamw(param, grad, z, exp_avg_sq, *, double lr, double beta1, double beta2, double eps,
+            double weight_decay, double bc2, double ckp1, bint maximize, n_threads=1):
+    """One schedule-free AdamW step in place (facebookresearch/schedule_free's AdamWScheduleFree):
+    ``param`` holds y, ``z`` the base sequence; ``lr`` is this step's scheduled lr, ``bc2`` and
+    ``ckp1`` its bias correction and averaging weight (the optimizer computes them per group)."""
+    run(sfadamw_batch([param], [grad], [z], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, bc2=bc2, ckp1=ckp1, maximize=maximize, indexed=False),
+        n_threads)
+
+
+def sfadamw_group(params, grads, zs, exp_avg_sqs, *, double lr, double beta1, double beta2, double eps,
+                  double weight_decay, double bc2, double ckp1, bint maximize, n_threads=1):
+    """``sfadamw`` on every tensor of a group in one call. Checks everything before writing."""
+    run(sfadamw_batch(params, grads, zs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, bc2=bc2, ckp1=ckp1, maximize=maximize), n_threads)

@@ -201,7 +201,8 @@ def draw_path(ax, path, col, label):
 REGRESSION_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "Adam": dict(lr=0.1),
                      "AdamW": dict(lr=0.1), "Adamax": dict(lr=0.2), "NAdam": dict(lr=0.1),
                      "Adagrad": dict(lr=1.0), "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=0.02),
-                     "RAdam": dict(lr=0.1), "Rprop": dict(lr=0.01), "ASGD": dict(lr=0.1), "Lion": dict(lr=0.02)}
+                     "RAdam": dict(lr=0.1), "Rprop": dict(lr=0.01), "ASGD": dict(lr=0.1), "Lion": dict(lr=0.02),
+                     "ScheduleFreeAdamW": dict(lr=0.5)}
 
 
 @dataclass
@@ -482,7 +483,7 @@ def newton_vs_gradient_descent(demo):
 MLP_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "Adam": dict(lr=1e-3),
               "AdamW": dict(lr=1e-3), "Adamax": dict(lr=2e-3), "NAdam": dict(lr=2e-3), "Adagrad": dict(lr=0.05),
               "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=1e-3), "RAdam": dict(lr=1e-2), "Rprop": dict(lr=1e-3),
-              "ASGD": dict(lr=0.1), "Lion": dict(lr=1e-3)}
+              "ASGD": dict(lr=0.1), "Lion": dict(lr=1e-3), "ScheduleFreeAdamW": dict(lr=5e-3)}
 BATCH = 64
 HIDDEN = 64
 

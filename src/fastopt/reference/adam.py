@@ -81,6 +81,23 @@ def _radam(param, grad, step, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, wei
     param[...] = p - update                                                     # p_t
 
 
+def _sfadamw(param, grad, z, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, bc2, ckp1, maximize,
+             grad_scale=1.0):
+    """One schedule-free AdamW step on flat views, as the kernel's ``_sfadamw_span`` (param holds y)."""
+    g = effective_grad(grad, param, maximize, 0.0, grad_scale)                  # g_t
+    v = beta2 * exp_avg_sq + ((1.0 - beta2) * g) * g                            # v_t
+    exp_avg_sq[...] = v
+    gn = g / (np.sqrt(v / bc2) + eps)                                           # gn_t
+    if weight_decay != 0.0:
+        gn = gn + weight_decay * param                                          # gn_t
+    if ckp1 < 0.5:
+        y = param + ckp1 * (z - param)                                          # y_t
+    else:
+        y = z + (ckp1 - 1.0) * (z - param)                                      # y_t
+    param[...] = y + (lr * (beta1 * (1.0 - ckp1) - 1.0)) * gn                   # y_t
+    z[...] = z - lr * gn                                                        # z_t
+
+
 def _nadam(param, grad, step, mu_product, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps,
           weight_decay, momentum_decay, maximize, decoupled_weight_decay, grad_scale=1.0):
     """One NAdam step in place, as torch.optim.NAdam (see the kernel's docstring)."""
@@ -223,3 +240,30 @@ def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2
     run(radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                     weight_decay=weight_decay, maximize=maximize,
                     decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+SFADAMW_NAMES = ("params", "grads", "zs", "exp_avg_sqs")
+
+
+def sfadamw_batch(params, grads, zs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, bc2, ckp1, maximize,
+                  check_overlap=True, indexed=True):
+    """The checked work of an ``sfadamw_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps),
+                 weight_decay=real(weight_decay), bc2=real(bc2), ckp1=real(ckp1), maximize=bool(maximize))
+    work = tensors(SFADAMW_NAMES, (params, grads, zs, exp_avg_sqs), 4, check_overlap, indexed)
+    return Batch(_sfadamw, [args[1:] for args in work], hyper)
+
+
+def sfadamw(param, grad, z, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, bc2, ckp1, maximize,
+            n_threads=1):
+    """One schedule-free AdamW step in place (see the kernel's docstring)."""
+    run(sfadamw_batch([param], [grad], [z], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, bc2=bc2, ckp1=ckp1, maximize=maximize, indexed=False),
+        n_threads)
+
+
+def sfadamw_group(params, grads, zs, exp_avg_sqs, *, lr, beta1, beta2, eps, weight_decay, bc2, ckp1, maximize,
+                  n_threads=1):
+    """``sfadamw`` on every tensor of a group."""
+    run(sfadamw_batch(params, grads, zs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, bc2=bc2, ckp1=ckp1, maximize=maximize), n_threads)
