@@ -562,7 +562,12 @@ def train_mlp(data, case, epochs, backend="cython", bar=None):
         for X, y in data.batches(epoch):
             grads = loss_and_grads(params, X, y)[1]
             timed_step(opt, grads, times)
-        history.append(evaluate(params, data))
+        if hasattr(opt, "eval"):  # schedule-free: evaluate at x, the average, then train on from y
+            opt.eval()
+            history.append(evaluate(params, data))
+            opt.train()
+        else:
+            history.append(evaluate(params, data))
         if bar is not None:
             bar.update()
     return np.array(history), times
@@ -588,6 +593,9 @@ def digits_mlp(demo):
              "(median step);",
              f'x numpy: the kernel\'s speed-up over backend="numpy" on the same steps '
              f'({timed} epoch{"s" if timed > 1 else ""})']
+    if "ScheduleFreeAdamW" in histories:
+        notes.append("ScheduleFreeAdamW: evaluated in eval mode (at the average of its iterates), as its authors "
+                     "prescribe; its step also reads its group's schedule (a few us per step at this size)")
     if "Rprop" in histories:
         notes.append("Rprop is a full-batch method: on mini-batches each batch's signs grow or shrink the step "
                      "sizes, the weights grow and the loss with them (the predictions stay mostly right)")
