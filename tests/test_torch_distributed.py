@@ -55,6 +55,7 @@ OPTIMIZERS = {  # name -> (class name, kwargs), the same for fastopt.torch and t
     "adam": ("Adam", dict(lr=1e-2)),
     "adamw": ("AdamW", dict(lr=1e-2, weight_decay=0.1)),
     "sgd_momentum": ("SGD", dict(lr=5e-2, momentum=0.9, nesterov=True)),
+    "radam": ("RAdam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True)),
 }
 SCHEDULE = dict(step_size=3, gamma=0.5)  # StepLR
 
@@ -369,6 +370,7 @@ RUNS = {  # run id -> spec; all of them run in one launch of the 2 workers, in t
     "ddp-adamw": dict(kind="ddp", optimizer="adamw"),
     "ddp-sgd_momentum-gradient_as_bucket_view": dict(kind="ddp", optimizer="sgd_momentum",
                                                      gradient_as_bucket_view=True),
+    "ddp-radam": dict(kind="ddp", optimizer="radam"),
     "zero-adam": dict(kind="zero", optimizer="adam", checkpoint=True),
     "zero-adam-parameters_as_bucket_view": dict(kind="zero", optimizer="adam", checkpoint=True,
                                                 parameters_as_bucket_view=True),
