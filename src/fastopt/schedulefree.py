@@ -1,12 +1,11 @@
 """Schedule-free AdamW (Defazio et al., 2024), as facebookresearch/schedule_free's AdamWScheduleFree."""
-import math
-
 import numpy as np
 
 from . import _validation as check
 from ._base import Optimizer
 from ._formats import STATE_KEYS
 from .reference._formats import _join, _split, is_16bit, narrow_into
+from .reference._util import cpow
 
 NOT_TRAINING = ("Optimizer was not in train mode when step is called. Please insert .train() and .eval() calls "
                 "on the optimizer. See documentation for details.")
@@ -28,7 +27,7 @@ def schedule(group):
     sched = (k + 1) / warmup if k < warmup else 1.0
     lr = group["lr"] * sched
     lr_max = max(lr, _number(group, "lr_max"))
-    weight = _pow(k + 1, group["r"]) * _pow(lr_max, group["weight_lr_power"])
+    weight = cpow(k + 1, group["r"]) * cpow(lr_max, group["weight_lr_power"])
     weight_sum = _number(group, "weight_sum") + weight
     ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
     return dict(lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
@@ -40,14 +39,6 @@ def _number(group, key):
     """A bookkeeping entry of a group as a float (read every step: checked only off the fast path)."""
     value = group[key]
     return float(value) if type(value) in (float, int) else check.real(key, value)
-
-
-def _pow(a, b):
-    """a ** b in double, inf where it overflows (Python raises OverflowError)."""
-    try:
-        return float(a) ** b
-    except OverflowError:
-        return math.inf
 
 
 def check_group(group):
