@@ -428,8 +428,9 @@ class Optimizer:
                 self._forget(created)  # arrives after the update: the new state is in use then)
                 raise
             precision.advance()
-            for group, kwargs in zip(self.param_groups, plan.kwargs):
-                self._advance(group, kwargs)
+            if self._live:  # the groups' bookkeeping (schedule-free's step count and weights)
+                for group, kwargs in zip(self.param_groups, plan.kwargs):
+                    self._advance(group, kwargs)
 
     def _attach_masters(self, plan, batches, grads):
         """Give each group's batch its params' float32 masters (``master_weights``)."""
@@ -486,9 +487,8 @@ class Optimizer:
                     plan.buffers = self._group_buffers(plan)
                 else:
                     plan.specs[i] = spec
-        if self._live:  # the step's own scalars (schedule-free's averaging weight), every step
-            for i, group in enumerate(groups):
-                plan.kwargs[i], plan.args[i] = self._kernel_args(plan.frozen[i], group)
+            elif self._live:  # the step's own scalars (schedule-free's averaging weight), every step
+                plan.kwargs[i], plan.args[i] = self._kernel_args(frozen, group)
         return plan
 
     def _build_plan(self):

@@ -363,8 +363,9 @@ class Optimizer(torch.optim.Optimizer):
                         _runtime.attach(batch, precision.master_weights, masters)
                 _runtime.run_openmp(batches, _threads(), 1.0, precision.rounding_seed())
                 precision.advance()
-                for group, kwargs in zip(self.param_groups, plan.kwargs):
-                    self._impl._advance(group, kwargs)
+                if self._rule._live:  # the groups' bookkeeping (schedule-free's step count and weights)
+                    for group, kwargs in zip(self.param_groups, plan.kwargs):
+                        self._impl._advance(group, kwargs)
             except BaseException:
                 self._forget(plan.created)
                 raise
