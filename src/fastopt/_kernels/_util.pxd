@@ -424,6 +424,19 @@ cdef inline double bump(void* counter, int single) noexcept nogil:
     return (<double*>counter)[0]
 
 
+cdef inline double counter_get(void* counter, int single) noexcept nogil:
+    """A 1-element scalar state entry (float32 if ``single``), widened to double."""
+    return (<float*>counter)[0] if single else (<double*>counter)[0]
+
+
+cdef inline void counter_set(void* counter, int single, double value) noexcept nogil:
+    """Store ``value`` in a 1-element scalar state entry, rounded to float32 if ``single``."""
+    if single:
+        (<float*>counter)[0] = <float>value
+    else:
+        (<double*>counter)[0] = value
+
+
 # -- per-element helpers ------------------------------------------------------------------------------
 
 cdef inline floating maxnan(floating a, floating b) noexcept nogil:

@@ -23,8 +23,9 @@ from libc.math cimport pow
 from cython cimport floating
 
 from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
-from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, load,
-                                     loop_format, save, store, stream, work_head)
+from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, counter_get,
+                                     counter_set, effective_grad, load, loop_format, save, store, stream,
+                                     work_head)
 from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
 
 cnp.import_array()
@@ -259,25 +260,14 @@ ctypedef struct ASGDWork:
     double eta_now, mu_now, decay_factor  # this tensor's step scalars
 
 
-cdef inline double _read(void* counter, int single) noexcept nogil:
-    return (<float*>counter)[0] if single else (<double*>counter)[0]
-
-
-cdef inline void _write(void* counter, int single, double value) noexcept nogil:
-    if single:
-        (<float*>counter)[0] = <float>value
-    else:
-        (<double*>counter)[0] = value
-
-
 cdef void _asgd_prologue(void* work) noexcept nogil:
     cdef ASGDWork* w = <ASGDWork*>work
-    cdef double t = bump(w.step, w.step_single)                                      # t
-    w.eta_now = _read(w.eta, w.eta_single)                                      # eta
-    w.mu_now = _read(w.mu, w.mu_single)                                         # mu
-    w.decay_factor = 1.0 - w.lambd * w.eta_now                                  # decay
-    _write(w.eta, w.eta_single, w.lr / pow(1.0 + (w.lambd * w.lr) * t, w.alpha))  # eta_next
-    _write(w.mu, w.mu_single, 1.0 / (t - w.t0 if t - w.t0 > 1.0 else 1.0))                         # mu_next
+    cdef double t = bump(w.step, w.step_single)                                          # t
+    w.eta_now = counter_get(w.eta, w.eta_single)                                         # eta
+    w.mu_now = counter_get(w.mu, w.mu_single)                                            # mu
+    w.decay_factor = 1.0 - w.lambd * w.eta_now                                           # decay
+    counter_set(w.eta, w.eta_single, w.lr / pow(1.0 + (w.lambd * w.lr) * t, w.alpha))   # eta_next
+    counter_set(w.mu, w.mu_single, 1.0 / (t - w.t0 if t - w.t0 > 1.0 else 1.0))         # mu_next
 
 
 cdef void _asgd_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const ASGDWork* w) noexcept nogil:
@@ -291,26 +281,19 @@ cdef void _asgd_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, cons
     cdef floating gi, pi, ai
     cdef Py_ssize_t i
     cdef unsigned int k_ax = stream(&w.head, &w.ax), k_p = stream(&w.head, &w.p)
-    if average:  # a loop each (at 1e7 float32, averaging 7.3 ms against its floor's 7.1; the copy loop
-        #          takes 10 ms, slower than its 4 streams' floor, a prefetch of ax does not help)
-        for i in range(lo, hi):
-            load(&pi, p, i)
-            load(&gi, g, i)
+    for i in range(lo, hi):  # (gcc unswitches the loop on ``average``: no load of ax when it is a copy)
+        load(&pi, p, i)
+        load(&gi, g, i)
+        gi = effective_grad(gi, pi, sign, wd, coupled_decay)   # g_t
+        pi = pi * decay                                 # p_t
+        pi = pi - eta * gi                              # p_t
+        save(p, i, pi, k_p)
+        if average:
             load(&ai, ax, i)
-            gi = effective_grad(gi, pi, sign, wd, coupled_decay)   # g_t
-            pi = pi * decay                             # p_t
-            pi = pi - eta * gi                          # p_t
-            save(p, i, pi, k_p)
-            save(ax, i, ai + (pi - ai) * mu, k_ax)      # ax_t
-    else:
-        for i in range(lo, hi):
-            load(&pi, p, i)
-            load(&gi, g, i)
-            gi = effective_grad(gi, pi, sign, wd, coupled_decay)   # g_t
-            pi = pi * decay                             # p_t
-            pi = pi - eta * gi                          # p_t
-            save(p, i, pi, k_p)
-            save(ax, i, pi, k_ax)                       # ax_t
+            ai = ai + (pi - ai) * mu                    # ax_t
+        else:
+            ai = pi                                     # ax_t (mu is 1: a copy, as torch's)
+        save(ax, i, ai, k_ax)
 
 
 cdef void _asgd_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
