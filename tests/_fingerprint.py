@@ -2,7 +2,7 @@
 
 Every kernel variant (baseline, avx2, avx512; see setup.py) must produce bit-identical results, so the
 SHA-256 of the parameters and optimizer state after 20 steps of Adam, NAdam, RMSprop, Adagrad, RAdam,
-Rprop, ASGD, Lion and ScheduleFreeAdamW (and quantized and stochastically rounded variants) on
+Rprop, ASGD, Lion, LAMB and ScheduleFreeAdamW (and quantized and stochastically rounded variants) on
 fixed data, in float32, float64, float16 and bfloat16, must be the same whichever variant runs them and on whichever CPU.
 
 The inputs are built with integer arithmetic only (no random generator, no libm), so they are the same
@@ -43,6 +43,8 @@ def _optimizers():
         ("Rprop", fastopt.Rprop, dict(lr=0.01, etas=(0.4, 1.3))),
         ("ASGD-averaged", fastopt.ASGD, dict(lr=0.01, lambd=0.05, t0=5, weight_decay=0.01)),
         ("Lion", fastopt.Lion, dict(lr=0.01, weight_decay=0.1)),
+        # two passes: the norms' lanes and pieces (the 70001-element tensor spans 18 blocks)
+        ("LAMB", fastopt.LAMB, dict(lr=0.01, weight_decay=0.1)),
         ("ScheduleFreeAdamW", fastopt.ScheduleFreeAdamW, dict(lr=0.01, warmup_steps=5, weight_decay=0.1)),
     ]
 

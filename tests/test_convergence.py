@@ -24,6 +24,7 @@ REGRESSION = {
     "Rprop": (dict(), 300, 1e-5),
     "ASGD": (dict(lr=0.1, t0=500), 2000, 1e-3),  # lambd's shrinking leaves a bias of 4e-4
     "Lion": (dict(lr=0.01), 1000, 0.03),
+    "LAMB": (dict(lr=0.1, weight_decay=0.0), 1000, 1e-6),  # the trust ratio keeps steps ~lr*||p||: no decay here
     "ScheduleFreeAdamW": (dict(lr=0.5), 1000, 1e-3),  # the parameters hold y; x, the average, is eval()'s  # every step moves by lr: it ends oscillating within ~lr
 }
 

@@ -17,7 +17,7 @@ except ImportError:  # the messages are still checked against the table below
 BAD_HYPERPARAMETERS = [
     (name, {"lr": -1.0}, "Invalid learning rate: -1.0")
     for name in ["SGD", "Adam", "AdamW", "Adamax", "NAdam", "Adagrad", "Adadelta", "RMSprop", "Momentum", "RAdam",
-                 "Rprop", "ASGD", "Lion", "ScheduleFreeAdamW"]
+                 "Rprop", "ASGD", "Lion", "LAMB", "ScheduleFreeAdamW"]
 ] + [
     (name, kw, msg) for name in ["Adam", "AdamW", "Adamax", "NAdam", "RAdam"] for kw, msg in [
         ({"eps": -1e-8}, "Invalid epsilon value: -1e-08"),
@@ -50,6 +50,9 @@ BAD_HYPERPARAMETERS = [
     ("Lion", {"betas": (1.0, 0.99)}, "Invalid beta parameter at index 0: 1.0"),
     ("Lion", {"betas": (0.9, -0.5)}, "Invalid beta parameter at index 1: -0.5"),
     ("Lion", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
+    ("LAMB", {"betas": (0.9, 1.0)}, "Invalid beta parameter at index 1: 1.0"),
+    ("LAMB", {"eps": -1.0}, "Invalid epsilon value: -1.0"),
+    ("LAMB", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
     ("Momentum", {"beta": 1.0}, "Invalid beta value: 1.0"),
     ("Momentum", {"beta": -0.1}, "Invalid beta value: -0.1"),
 ]

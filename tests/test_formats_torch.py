@@ -78,7 +78,7 @@ def test_torch_sgd_16bit_follows_torch_for_loop(dtype):
 
 @pytest.mark.parametrize("dtype", TORCH_HALF)
 @pytest.mark.parametrize("name", ["Adam", "SGD", "Adagrad", "RMSprop", "NAdam", "Adadelta", "Adamax", "RAdam",
-                                  "Rprop", "ASGD", "Lion", "ScheduleFreeAdamW"])
+                                  "Rprop", "ASGD", "Lion", "LAMB", "ScheduleFreeAdamW"])
 def test_torch_face_matches_numpy_face(name, dtype):
     """fastopt.torch and fastopt's NumPy classes run the same kernels: the same bits."""
     kwargs = {"momentum": 0.9} if name == "SGD" else {}

@@ -198,6 +198,8 @@ HYPERPARAMETERS = {
                   weight_decay=WEIGHT_DECAY, foreach=OPTIONAL_BOOL, maximize=BOOL, differentiable=FALSE,
                   capturable=FALSE), None),
     "Lion": (dict(lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY, maximize=BOOL), None),
+    "LAMB": (dict(lr=LR, bias_correction=BOOL, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY, grad_averaging=BOOL,
+                  trust_clip=BOOL, always_adapt=BOOL, maximize=BOOL), None),
 }
 
 

@@ -15,6 +15,7 @@ from .asgd import ASGD
 from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .ema import EMA
 from .flat import FlatParams
+from .lamb import LAMB
 from .lion import Lion
 from .minimize import OptimizeResult, minimize
 from .momentum import Momentum
@@ -45,6 +46,7 @@ __all__ = [
     "NAdam",
     "RAdam",
     "Rprop",
+    "LAMB",
     "Lion",
     "ScheduleFreeAdamW",
     "Optimizer",

@@ -42,6 +42,8 @@ SUMMARY = {
              "the gradient's sign).",
     "lion": "One Lion step in place, as google/automl's lion_pytorch (Chen et al., 2023: the sign of an "
             "interpolated momentum).",
+    "lamb": "One LAMB step in place, as timm's Lamb (You et al., 2020: Adam's direction plus decoupled "
+            "decay, scaled per tensor by the trust ratio ``||p|| / ||u||``).",
     "sfadamw": "One schedule-free AdamW step in place, as facebookresearch/schedule_free's AdamWScheduleFree "
                "(``param`` holds y, the point the gradient is taken at; ``z`` the base sequence).",
     "floor": "The memory-floor kernel: a step's memory traffic with no math (not an optimizer).",
@@ -113,6 +115,12 @@ p = p*(1 - lr*weight_decay)
 c = m*beta1 + g*(1 - beta1)
 p = p - sign(c)*lr               (sign: torch's, 0 for zeros and NaN)
 m = m*beta2 + g*(1 - beta2)""",
+    "lamb": """\
+m = m*beta1 + beta3*g;  v = v*beta2 + ((1 - beta2)*g)*g     (beta3 = 1 - beta1, or 1 without averaging)
+u = (m*(1/bc1)) / (sqrt(v)/sqrt(bc2) + eps) + weight_decay*p    (bc = 1 without bias correction)
+r = ||p|| / ||u||  (both > 0; 1 otherwise; at most 1 with trust_clip)   when weight_decay != 0 or
+    always_adapt, r = 1 otherwise; the norms of the whole tensor, in double, before the update
+p = p - (lr*r)*u""",
     "sfadamw": """\
 v = beta2*v + ((1 - beta2)*g)*g;  gn = g / (sqrt(v/bc2) + eps) + weight_decay*y
 y = lerp(y, z, ckp1)        (torch's lerp: y + ckp1*(z - y), or z + (ckp1 - 1)*(z - y) when ckp1 >= 0.5)
@@ -160,6 +168,11 @@ ARGS = {
                          "``etas[1]``)."),
     "step_size_min": ("float", "The smallest step size (torch's ``step_sizes[0]``)."),
     "step_size_max": ("float", "The largest step size (torch's ``step_sizes[1]``)."),
+    "bias_correction": ("bool", "Divide the moments by their bias corrections ``1 - beta**t``."),
+    "grad_averaging": ("bool", "The gradient enters ``m`` with weight ``1 - beta1`` (else 1)."),
+    "always_adapt": ("bool", "Apply the trust ratio without weight decay too (timm's ``always_adapt``, "
+                             "apex's ``use_nvlamb``); False: without weight decay the step is Adam's."),
+    "trust_clip": ("bool", "Cap the trust ratio at 1 (timm's ``trust_clip``)."),
     "z": ("ndarray", "Schedule-free's base sequence z (the param at the start), updated in place."),
     "bc2": ("float", "This step's bias correction of the second moment, ``1 - beta2**t``."),
     "ckp1": ("float", "This step's averaging weight c: the weight of z in the new y's interpolation "
@@ -221,6 +234,9 @@ RULE_ARGS = {
     "lion": {"beta1": ("float", "The interpolation weight of the update's direction (``betas[0]``)."),
              "beta2": ("float", "The momentum's decay rate (``betas[1]``)."),
              "weight_decay": ("float", "The decoupled decay: ``p *= 1 - lr*weight_decay``; 0: none.")},
+    "lamb": {"weight_decay": ("float", "Decoupled weight decay, added to the update: ``u + weight_decay*p`` "
+                                       "(inside the trust ratio); 0: none, and no trust ratio unless "
+                                       "``always_adapt``.")},
     "sfadamw": {"lr": ("float", "This step's learning rate (the group's lr times the warmup schedule)."),
                 "weight_decay": ("float", "Decoupled weight decay, taken at y: ``gn + weight_decay*y``; 0: "
                                           "none.")},
@@ -476,6 +492,26 @@ EXAMPLES = {
 ...            beta2=0.99, weight_decay=0.5, maximize=False)
 >>> params
 [array([0.85, 0.85]), array([1.05, 1.05, 1.05], dtype=float32)]""",
+    "lamb": """\
+>>> import numpy as np
+>>> from {module} import lamb
+>>> p, g = np.array([3.0, 4.0], np.float32), np.array([1.0, -1.0], np.float32)
+>>> step, m, v = np.zeros(1, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32)
+>>> lamb(p, g, step, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01,
+...      bias_correction=True, grad_averaging=True, always_adapt=False, trust_clip=False, maximize=False)
+>>> p.round(4), m               # ||p|| = 5, ||u|| = 1.408: the step is 3.55 times lr
+(array([2.6342, 4.3409], dtype=float32), array([ 0.1, -0.1], dtype=float32))""",
+    "lamb_group": """\
+>>> import numpy as np
+>>> from {module} import lamb_group
+>>> params, grads = [np.ones(2), np.full(3, 2.0, np.float32)], [np.ones(2), np.ones(3, np.float32)]
+>>> steps = [np.zeros(1), np.zeros(1, np.float32)]
+>>> exp_avgs, exp_avg_sqs = [np.zeros(2), np.zeros(3, np.float32)], [np.zeros(2), np.zeros(3, np.float32)]
+>>> lamb_group(params, grads, steps, exp_avgs, exp_avg_sqs, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6,
+...            weight_decay=0.0, bias_correction=True, grad_averaging=True, always_adapt=True,
+...            trust_clip=False, maximize=False)
+>>> params                       # each tensor moves by lr times its own norm
+[array([0.9, 0.9]), array([1.8, 1.8, 1.8], dtype=float32)]""",
     "sfadamw": """\
 >>> import numpy as np
 >>> from {module} import sfadamw

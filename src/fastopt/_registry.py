@@ -10,6 +10,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
+from .lamb import LAMB
 from .lion import Lion
 from .momentum import Momentum
 from .nadam import NAdam
@@ -27,7 +28,8 @@ class Case:
     ``configs`` maps a label to constructor keywords; together they exercise every option (the first is
     the one benchmarks use). ``torch`` names the torch.optim class with the same semantics (None: no
     torch equivalent). ``buffers`` counts the arrays one step streams through for the first config
-    (param, grad and state), which sizes the memory-floor kernel it is compared with.
+    (param, grad and state), which sizes the memory-floor kernel it is compared with. ``elementwise``:
+    every element's update depends on that element only (False: LAMB's per-tensor trust ratio).
     """
 
     name: str
@@ -36,6 +38,7 @@ class Case:
     configs: dict = field(default_factory=dict)
     torch: str = None
     buffers: int = 2
+    elementwise: bool = True
 
 
 CASES = [
@@ -99,6 +102,13 @@ CASES = [
         "default": dict(lr=0.01),
         "weight_decay": dict(lr=0.01, weight_decay=0.1),
         "betas": dict(lr=0.01, betas=(0.5, 0.9), maximize=True),
+    }),
+    Case("LAMB", LAMB, "lamb", torch=None, buffers=4, elementwise=False, configs={
+        "default": dict(lr=0.01),
+        "no_decay": dict(lr=0.01, weight_decay=0.0),
+        "trust_clip": dict(lr=0.01, weight_decay=0.0, always_adapt=True, trust_clip=True),
+        "options": dict(lr=0.01, weight_decay=0.1, bias_correction=False, grad_averaging=False, betas=(0.5, 0.9),
+                        eps=1e-4, maximize=True),
     }),
     Case("ScheduleFreeAdamW", ScheduleFreeAdamW, "sfadamw", torch=None, buffers=4, configs={
         "default": dict(lr=0.01),

@@ -14,7 +14,9 @@ class FlatParams:
     ``[flat.data]`` with ``[flat.grad]``).
 
     All parameters share one dtype and one set of hyperparameters (use one FlatParams per parameter
-    group for per-group settings, e.g. no weight decay on biases).
+    group for per-group settings, e.g. no weight decay on biases). A rule with per-tensor norms (LAMB's
+    trust ratio) sees the flat buffer as one tensor: its ratio is then the whole model's, not each
+    layer's, so give such a rule the views in ``params`` instead.
 
     Pickling and ``copy.deepcopy`` keep the structure: the copy's ``params`` and ``grads`` are views
     into the copy's ``data`` and ``grad`` (and an optimizer pickled together with it still steps the

@@ -20,8 +20,8 @@ from ._kernels._runtime import Batch, attach, run
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
-    "adamax_group", "asgd", "asgd_group", "ema_update", "floor", "floor_group", "grad_norm", "lion", "lion_group",
-    "momentum", "momentum_group", "nadam", "nadam_group", "radam", "radam_group", "rmsprop", "rmsprop_group",
+    "adamax_group", "asgd", "asgd_group", "ema_update", "floor", "floor_group", "grad_norm", "lamb", "lamb_group",
+    "lion", "lion_group", "momentum", "momentum_group", "nadam", "nadam_group", "radam", "radam_group", "rmsprop", "rmsprop_group",
     "rprop", "rprop_group", "sfadamw", "sfadamw_group", "sgd", "sgd_group",
 ]
 

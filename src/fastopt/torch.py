@@ -61,6 +61,7 @@ from .adam import Adam as _Adam
 from .adam import AdamW as _AdamW
 from .adamax import Adamax as _Adamax
 from .asgd import ASGD as _ASGD
+from .lamb import LAMB as _LAMB
 from .lion import Lion as _Lion
 from .momentum import Momentum as _Momentum
 from .nadam import NAdam as _NAdam
@@ -71,7 +72,7 @@ from .schedulefree import ScheduleFreeAdamW as _ScheduleFreeAdamW
 from .schedulefree import switch_groups as _switch_groups
 from .sgd import SGD as _SGD
 
-__all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum", "NAdam",
+__all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LAMB", "Lion", "Momentum", "NAdam",
            "Optimizer", "RAdam", "RMSprop", "Rprop", "ScheduleFreeAdamW"]
 
 try:  # bfloat16 tensors are stepped as ml_dtypes.bfloat16 views (the fastopt[bf16] extra)
@@ -781,6 +782,17 @@ class Lion(Optimizer):
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, **options):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize), **options)
+
+
+class LAMB(Optimizer):
+    __doc__ = _torch_doc(_LAMB, None)
+    _rule = _LAMB
+
+    def __init__(self, params, lr=1e-3, bias_correction=True, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
+                 grad_averaging=True, trust_clip=False, always_adapt=False, *, maximize=False, **options):
+        super().__init__(params, dict(lr=lr, bias_correction=bias_correction, betas=betas, eps=eps,
+                                      weight_decay=weight_decay, grad_averaging=grad_averaging, trust_clip=trust_clip,
+                                      always_adapt=always_adapt, maximize=maximize), **options)
 
 
 class ScheduleFreeAdamW(Optimizer):

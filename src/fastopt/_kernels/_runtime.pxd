@@ -7,6 +7,10 @@
 
 ctypedef void (*chunk_fn)(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil
 ctypedef void (*prologue_fn)(void* work) noexcept nogil  # per item, before any chunk: step counters
+# A rule with per-tensor reductions (LAMB's norms) runs in two passes: ``reduce`` set, the job's chunks run
+# first with ``reading`` set (the rule reads and sums into per-block partials; nothing is stored), then
+# each such item's ``reduce`` (after every chunk of the first pass, in item order: the norms and the
+# ratio), then the chunks again with ``reading`` clear (the update).
 
 cdef enum:
     # The most arrays of one work item that a staged chunk converts (_util.pxd's ``staged_chunk``), and
@@ -18,6 +22,10 @@ ctypedef struct WorkHead:
     # Every work struct starts with this (the pool reads it as its ``fo_head``).
     chunk_fn chunk
     prologue_fn prologue
+    prologue_fn reduce          # a two-pass rule's step between its passes (NULL: one pass)
+    bint reading                # the first of two passes: read and sum, store nothing
+    Py_ssize_t origin           # where element 0 of the chunk's arrays is in the item (``staged_chunk``'s
+                                # copies point at a block: a reduction's partials are by element index)
     # The formats (_formats.h) of the item's arrays: ``format`` is the param's. The rule's own chunk
     # (``inner``) runs on the arrays themselves (``direct_fn``: the chunk, or for a 16-bit item
     # _util.pxd's ``prefetched_chunk``, which prefetches each array ahead) or, for an item with arrays

@@ -407,23 +407,49 @@ cdef int _threads(object n_threads) except -1:
     return FO_MAX_THREADS if n_threads >= FO_MAX_THREADS else int(n_threads)
 
 
-cdef void _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
-                   bint omp) noexcept nogil:
-    cdef Py_ssize_t k
-    cdef WorkHead* head
-    for k in range(count):
-        head = <WorkHead*>items[k]
-        if head.prologue != NULL:
-            head.prologue(items[k])
-    fo_run(items, offsets, count, n_threads, PARALLEL_MIN, omp)
-
-
 cdef void _gap_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     pass  # the elements of a gap item (alignment padding) belong to no array
 
 
 cdef WorkHead _GAP
 _GAP.chunk, _GAP.prologue = _gap_chunk, NULL
+
+
+cdef int _execute(void** items, const Py_ssize_t* offsets, Py_ssize_t count, int n_threads,
+                  bint omp) noexcept nogil:
+    """Every item's prologue, then the job; for two-pass items (``WorkHead.reduce``) first a reading
+    pass over them (the others replaced by gaps, the same chunks) and their ``reduce``. -1: no memory
+    for the reading pass's item list (nothing was run)."""
+    cdef Py_ssize_t k, two = 0
+    cdef WorkHead* head
+    cdef void** first
+    for k in range(count):
+        two += (<WorkHead*>items[k]).reduce != NULL
+    if two:
+        first = <void**>malloc(count * sizeof(void*))
+        if first == NULL:
+            return -1
+    for k in range(count):
+        head = <WorkHead*>items[k]
+        if head.prologue != NULL:
+            head.prologue(items[k])
+    if two:
+        for k in range(count):
+            head = <WorkHead*>items[k]
+            if head.reduce != NULL:
+                head.reading = True
+                first[k] = items[k]
+            else:
+                first[k] = <void*>&_GAP
+        fo_run(first, offsets, count, n_threads, PARALLEL_MIN, omp)
+        free(first)
+        for k in range(count):
+            head = <WorkHead*>items[k]
+            if head.reduce != NULL:
+                head.reduce(items[k])
+                head.reading = False
+    fo_run(items, offsets, count, n_threads, PARALLEL_MIN, omp)
+    return 0
 
 
 cpdef run(batches, n_threads=1, double grad_scale=1.0, rounding_seed=None):
@@ -528,12 +554,15 @@ cdef _run(batches, n_threads, double grad_scale, bint omp, object rounding_seed=
             free(items)
             free(offsets)
         items, offsets, count = padded, padded_offsets, base
+    cdef int status
     try:
         if offsets[count] >= NOGIL_MIN:
             with nogil:
-                _execute(items, offsets, count, threads, omp)
+                status = _execute(items, offsets, count, threads, omp)
         else:
-            _execute(items, offsets, count, threads, omp)
+            status = _execute(items, offsets, count, threads, omp)
+        if status != 0:
+            raise MemoryError()
     finally:
         if len(<tuple>batches) != 1 or align:
             free(items)

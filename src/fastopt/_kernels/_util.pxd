@@ -258,7 +258,11 @@ cdef inline void staged_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept
             else:  # float32, float64, a float32 master: the rule works on the array itself
                 block = <float*>(base[s] + a * fo_itemsize(fmt))
             (<void**>(<char*>copy + h.slot_offset[s]))[0] = block
+        (<WorkHead*>copy).origin = a
         h.inner(copy, 0, n)
+        if h.reading:  # a two-pass rule's first pass stores nothing
+            a = b
+            continue
         for s in range(h.nslots):
             if not h.slot_write[s]:
                 continue

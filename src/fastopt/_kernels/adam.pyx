@@ -20,13 +20,17 @@ as torch does.
 """
 cimport numpy as cnp
 from libc.math cimport pow, sqrt
+from libc.string cimport memcpy, memset
 
 from cython cimport floating
 
-from fastopt._kernels._runtime cimport Batch, new_batch, run, WorkHead
+from fastopt._kernels._runtime cimport Batch, BLOCK, new_batch, run, WorkHead
 from fastopt._kernels._util cimport (batch_add, batch_counter, batch_state, build_info, bump, effective_grad, fabs_,
+                                     FO_PREFETCH_R,
                                      div_fixed, fsqrt, load, loop_format, maxnan, save, store, stream, work_head)
 from fastopt._kernels._util cimport fo_bf16, fo_bf16sr, fo_f16, FO_BF16, FO_BF16_SR, FO_F16, FO_F32, FO_F64
+
+import numpy as np
 
 cnp.import_array()
 BUILD = build_info()
@@ -552,6 +556,264 @@ def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, double lr, doubl
     run(radam_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                     weight_decay=weight_decay, maximize=maximize,
                     decoupled_weight_decay=decoupled_weight_decay), n_threads)
+
+
+# -- lamb ---------------------------------------------------------------------------------------------
+#
+# Two passes when the trust ratio is used (weight decay or ``always_adapt``): the first reads p, g, m
+# and v, computes the update u and sums p^2 and u^2 (stores nothing); ``_lamb_reduce`` makes the norms
+# and the ratio; the second pass computes u again from the same inputs (the same bits) and stores m, v
+# and p. Storing m and v in the first pass would save a write stream but not a read one (the second
+# needs m and v again), and would make the second pass see rounded (16-bit or quantized) state while
+# the norms saw the exact values. Deterministic for any thread count: an item starts at a multiple of
+# BLOCK in the job (``align``), its pieces are its BLOCKs, each summed by one thread in LANES double
+# lanes (lane j: elements j, j+LANES, ... of the piece, in order), combined in a fixed tree, then the
+# pieces in order; the twin sums the same way.
+
+cdef enum:
+    LANES = 16       # double lanes of a piece's sums (a row of LANES elements per vector step)
+    LAMB_ROWS = 256  # elements of a first-pass sub-block (its p and u kept for the sums, in L1)
+    LAMB_AHEAD = 4096  # how far ahead (elements) the read-only first pass prefetches its four streams
+
+
+ctypedef struct LambWork:
+    WorkHead head
+    void* p
+    const void* g
+    double grad_scale  # run()'s gradient scale (a clip coefficient); see _runtime.ItemHead
+    void* step
+    int step_single
+    void* m
+    void* v
+    int single
+    double lr, beta1, beta2, beta3, eps, weight_decay
+    bint maximize, bias_correction, trust_clip
+    double* partials  # 2 * LANES per BLOCK piece: the lanes of sum p^2, then of sum u^2
+    Py_ssize_t pieces
+    double inv_bc1, bc2_sqrt, neg_step  # this tensor's step scalars
+
+
+cdef void _lamb_prologue(void* work) noexcept nogil:
+    cdef LambWork* w = <LambWork*>work
+    cdef double t = bump(w.step, w.step_single)                                      # t
+    if w.bias_correction:
+        w.inv_bc1 = 1.0 / (1.0 - pow(w.beta1, t))                               # inv_bc1
+        w.bc2_sqrt = sqrt(1.0 - pow(w.beta2, t))                                # bc2_sqrt
+    else:
+        w.inv_bc1, w.bc2_sqrt = 1.0, 1.0
+    w.neg_step = -w.lr                                                          # step
+    if w.head.reduce != NULL:
+        memset(w.partials, 0, w.pieces * 2 * LANES * sizeof(double))
+
+
+cdef inline double _lanes_total(const double* lanes) noexcept nogil:
+    """A piece's sum: lanes j and j+8 added, then the 8 pairwise in a fixed tree."""
+    cdef double u[8]
+    cdef int j
+    for j in range(8):
+        u[j] = lanes[j] + lanes[j + 8]
+    return ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]))
+
+
+cdef void _lamb_reduce(void* work) noexcept nogil:
+    cdef LambWork* w = <LambWork*>work
+    cdef double sp = 0.0, su = 0.0, p_norm, u_norm, ratio
+    cdef Py_ssize_t k
+    for k in range(w.pieces):  # in order
+        sp = sp + _lanes_total(w.partials + 2 * LANES * k)                      # p_norm
+        su = su + _lanes_total(w.partials + 2 * LANES * k + LANES)              # u_norm
+    p_norm = sqrt(sp)                                                           # p_norm
+    u_norm = sqrt(su)                                                           # u_norm
+    ratio = p_norm / u_norm if p_norm > 0.0 and u_norm > 0.0 else 1.0           # ratio
+    if w.trust_clip and ratio > 1.0:
+        ratio = 1.0                                                             # ratio
+    w.neg_step = -(w.lr * ratio)                                                # step
+
+
+cdef extern from *:
+    """
+    /* A first-pass sub-block's squares added to its piece's lanes (_lamb_span): lane j (< 16) takes
+       elements j, j+16, ... of p (lanes[0:16]) and of u (lanes[16:32]), in double, in order. With
+       GCC/Clang vector types the 16 lanes are two 8-double vectors per array (the same per-lane adds on
+       every ISA, no FMA: -ffp-contract=off); elsewhere one lane at a time. n: any (the first element at
+       a multiple of 16 in its piece). */
+    #include <string.h>
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTOPT_NO_VECTOR_TYPES)
+    typedef double fo_l8d __attribute__((vector_size(64)));
+    typedef float fo_l8f __attribute__((vector_size(32)));
+    static inline fo_l8d fo_l8_f(const float* x) { fo_l8f v; memcpy(&v, x, sizeof v); return __builtin_convertvector(v, fo_l8d); }
+    static inline fo_l8d fo_l8_d(const double* x) { fo_l8d v; memcpy(&v, x, sizeof v); return v; }
+    #define FO_LANE_SUMS(NAME, T, LOAD) \
+    static inline void NAME(double* lanes, const T* pv, const T* uv, Py_ssize_t n) { \
+        fo_l8d a0, a1, b0, b1, x; Py_ssize_t r, rows = n / 16, j; \
+        memcpy(&a0, lanes, 64); memcpy(&a1, lanes + 8, 64); memcpy(&b0, lanes + 16, 64); memcpy(&b1, lanes + 24, 64); \
+        for (r = 0; r < rows; r++) { \
+            x = LOAD(pv + 16 * r); a0 = a0 + x * x; x = LOAD(pv + 16 * r + 8); a1 = a1 + x * x; \
+            x = LOAD(uv + 16 * r); b0 = b0 + x * x; x = LOAD(uv + 16 * r + 8); b1 = b1 + x * x; \
+        } \
+        memcpy(lanes, &a0, 64); memcpy(lanes + 8, &a1, 64); memcpy(lanes + 16, &b0, 64); memcpy(lanes + 24, &b1, 64); \
+        for (j = 0; j < n - rows * 16; j++) { \
+            lanes[j] = lanes[j] + (double)pv[rows * 16 + j] * (double)pv[rows * 16 + j]; \
+            lanes[16 + j] = lanes[16 + j] + (double)uv[rows * 16 + j] * (double)uv[rows * 16 + j]; \
+        } \
+    }
+    #else
+    #define FO_LANE_SUMS(NAME, T, LOAD) \
+    static inline void NAME(double* lanes, const T* pv, const T* uv, Py_ssize_t n) { \
+        Py_ssize_t i; \
+        for (i = 0; i < n; i++) { \
+            lanes[i % 16] = lanes[i % 16] + (double)pv[i] * (double)pv[i]; \
+            lanes[16 + i % 16] = lanes[16 + i % 16] + (double)uv[i] * (double)uv[i]; \
+        } \
+    }
+    #endif
+    FO_LANE_SUMS(fo_lane_sums_f, float, fo_l8_f)
+    FO_LANE_SUMS(fo_lane_sums_d, double, fo_l8_d)
+    """
+    void fo_lane_sums_f(double* lanes, const float* pv, const float* uv, Py_ssize_t n) noexcept nogil
+    void fo_lane_sums_d(double* lanes, const double* pv, const double* uv, Py_ssize_t n) noexcept nogil
+
+
+cdef inline void _lamb_sums(double* lanes, const floating* pv, const floating* uv, Py_ssize_t n) noexcept nogil:
+    """Add the squares of n elements (the first at a multiple of LANES in its piece) to a piece's lanes."""
+    if floating is float:
+        fo_lane_sums_f(lanes, pv, uv, n)
+    else:
+        fo_lane_sums_d(lanes, pv, uv, n)
+
+
+cdef inline void _prefetch4(const store* p, const store* g, const store* m, const store* v, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+    """Prefetch elements [lo, hi) of the first pass's four read streams (prefetches never fault: past
+    an array's end, or into staged scratch, they are harmless)."""
+    cdef Py_ssize_t off
+    for off in range(lo * <Py_ssize_t>sizeof(store), hi * <Py_ssize_t>sizeof(store), 64):
+        FO_PREFETCH_R(<const char*>p + off)
+        FO_PREFETCH_R(<const char*>g + off)
+        FO_PREFETCH_R(<const char*>m + off)
+        FO_PREFETCH_R(<const char*>v + off)
+
+
+cdef void _lamb_span(store* p, floating math, Py_ssize_t lo, Py_ssize_t hi, const LambWork* w) noexcept nogil:
+    cdef const store* g = <const store*>w.g
+    cdef store* m = <store*>w.m
+    cdef store* v = <store*>w.v
+    cdef floating sign = -w.grad_scale if w.maximize else w.grad_scale
+    cdef floating b1 = w.beta1, b3 = w.beta3, b2 = w.beta2, one_minus_b2 = 1.0 - w.beta2
+    cdef floating eps = w.eps, wd = w.weight_decay, inv_bc1 = w.inv_bc1, bc2s = w.bc2_sqrt, step = w.neg_step
+    cdef floating inv_bc2s = <floating>1 / bc2s
+    cdef bint decay = w.weight_decay != 0.0
+    cdef floating gi, pi, mi, vi, ui
+    cdef floating pv[LAMB_ROWS]
+    cdef floating uv[LAMB_ROWS]
+    cdef Py_ssize_t i, a, b
+    cdef unsigned int k_m = stream(&w.head, &w.m), k_v = stream(&w.head, &w.v), k_p = stream(&w.head, &w.p)
+    cdef bint reading = w.head.reading  # the first pass: sums of p^2 and u^2, nothing stored
+    a = lo
+    while a < hi:  # sub-blocks (chunks, staged and prefetched blocks start at multiples of LAMB_ROWS)
+        b = a + LAMB_ROWS if hi - a > LAMB_ROWS else hi
+        if reading:
+            _prefetch4(p, g, m, v, a + LAMB_AHEAD, b + LAMB_AHEAD)
+        for i in range(a, b):  # (gcc unswitches the loop on ``reading``: one loop per pass)
+            load(&pi, p, i)
+            load(&gi, g, i)
+            load(&mi, m, i)
+            load(&vi, v, i)
+            gi = effective_grad(gi, pi, sign, 0, False)         # g_t
+            mi = mi * b1 + b3 * gi                              # m_t
+            vi = vi * b2 + (one_minus_b2 * gi) * gi             # v_t
+            # sqrt(v) / bc2s: 0, inf, NaN or normal (sqrt(v) >= 2^-75 and 1e-8 <= bc2s <= 1)
+            ui = (mi * inv_bc1) / (div_fixed(fsqrt(vi), bc2s, inv_bc2s) + eps)  # u_t
+            if decay:
+                ui = ui + wd * pi                               # u_t
+            if reading:
+                pv[i - a] = pi
+                uv[i - a] = ui
+            else:
+                save(m, i, mi, k_m)
+                save(v, i, vi, k_v)
+                save(p, i, pi + step * ui, k_p)                 # p_t
+        if reading:
+            _lamb_sums(w.partials + 2 * LANES * ((w.head.origin + a) // BLOCK), pv, uv, b - a)
+        a = b
+
+
+cdef void _lamb_chunk(void* work, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef LambWork* w = <LambWork*>work
+    cdef int fmt = loop_format(&w.head, hi)
+    if fmt == FO_F32:
+        _lamb_span(<float*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F64:
+        _lamb_span(<double*>w.p, <double>0, lo, hi, w)
+    elif fmt == FO_BF16:
+        _lamb_span(<fo_bf16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_F16:
+        _lamb_span(<fo_f16*>w.p, <float>0, lo, hi, w)
+    elif fmt == FO_BF16_SR:
+        _lamb_span(<fo_bf16sr*>w.p, <float>0, lo, hi, w)
+    else:
+        w.head.staged_fn(work, lo, hi)
+
+
+LAMB_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs")
+
+
+def lamb_batch(params, grads, steps, exp_avgs, exp_avg_sqs, double lr, double beta1, double beta2,
+               double eps, double weight_decay, bint bias_correction, bint grad_averaging, bint always_adapt,
+               bint trust_clip, bint maximize, bint check_overlap=True, bint indexed=True):
+    """The checked work items of a ``lamb_group`` call, for ``run``."""
+    cdef Batch b = new_batch(LAMB_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs), 5,
+                             sizeof(LambWork), indexed)
+    cdef tuple P = b.lists[0], G = b.lists[1], S = b.lists[2], M = b.lists[3], V = b.lists[4]
+    cdef LambWork* w
+    cdef Py_ssize_t k, n, total = 0
+    cdef int single
+    cdef bint adapt = weight_decay != 0.0 or always_adapt
+    for k in range(len(P)):
+        if G[k] is None:
+            continue
+        w = <LambWork*>batch_add(b, work_head(_lamb_chunk, _lamb_prologue), P[k], G[k], k, &single, &n)
+        w.single, w.lr, w.beta1, w.beta2, w.eps, w.weight_decay = single, lr, beta1, beta2, eps, weight_decay
+        w.beta3 = 1.0 - beta1 if grad_averaging else 1.0
+        w.maximize, w.bias_correction, w.trust_clip = maximize, bias_correction, trust_clip
+        w.step = batch_counter(b, S[k], single, &w.step_single, 2, k)
+        batch_state(b, <void**>&w.m, M[k], n, 3, k)
+        batch_state(b, <void**>&w.v, V[k], n, 4, k)
+        if adapt:  # the trust ratio: two passes, the item aligned to BLOCK (its pieces are its blocks)
+            w.head.reduce, w.head.align = _lamb_reduce, True
+            w.pieces = (n + BLOCK - 1) // BLOCK
+            total += w.pieces
+    if check_overlap:
+        b.check_overlap()
+    if total:
+        partials = np.empty(2 * LANES * total)
+        b.held = partials  # (kept alive with the batch)
+        total = 0
+        for k in range(b.count):
+            w = <LambWork*>b.items[k]
+            w.partials = <double*>cnp.PyArray_DATA(partials) + 2 * LANES * total
+            total += w.pieces
+    return b
+
+
+def lamb(param, grad, step, exp_avg, exp_avg_sq, *, double lr, double beta1, double beta2, double eps,
+         double weight_decay, bint bias_correction, bint grad_averaging, bint always_adapt, bint trust_clip,
+         bint maximize, n_threads=1):
+    """One LAMB step in place, as timm's Lamb (the trust ratio when ``weight_decay`` or
+    ``always_adapt``). Increments ``step``."""
+    run(lamb_batch([param], [grad], [step], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2,
+                   eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
+                   grad_averaging=grad_averaging, always_adapt=always_adapt, trust_clip=trust_clip,
+                   maximize=maximize, indexed=False), n_threads)
+
+
+def lamb_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, double lr, double beta1, double beta2,
+               double eps, double weight_decay, bint bias_correction, bint grad_averaging, bint always_adapt,
+               bint trust_clip, bint maximize, n_threads=1):
+    """``lamb`` on every tensor of a group in one call. Checks everything before writing."""
+    run(lamb_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                   weight_decay=weight_decay, bias_correction=bias_correction, grad_averaging=grad_averaging,
+                   always_adapt=always_adapt, trust_clip=trust_clip, maximize=maximize), n_threads)
 
 
 # -- sfadamw (schedule-free AdamW) --------------------------------------------------------------------

@@ -202,7 +202,7 @@ REGRESSION_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "A
                      "AdamW": dict(lr=0.1), "Adamax": dict(lr=0.2), "NAdam": dict(lr=0.1),
                      "Adagrad": dict(lr=1.0), "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=0.02),
                      "RAdam": dict(lr=0.1), "Rprop": dict(lr=0.01), "ASGD": dict(lr=0.1), "Lion": dict(lr=0.02),
-                     "ScheduleFreeAdamW": dict(lr=0.5)}
+                     "LAMB": dict(lr=0.1, weight_decay=0.0), "ScheduleFreeAdamW": dict(lr=0.5)}
 
 
 @dataclass
@@ -265,6 +265,9 @@ def linear_regression(demo, data):
                      "the least-squares answer")
     if "Adadelta" in fits:
         notes.append("Adadelta's steps start at about sqrt(eps) and grow slowly: it is still on its way")
+    if "LAMB" in fits:
+        notes.append("LAMB with weight_decay=0 applies no trust ratio (timm's rule): Adam's step in its form; "
+                     "with the ratio every step is about lr*|theta| long, too long to settle on a 2-parameter fit")
     print_table(["optimizer", "settings", "loss", "theta0", "theta1", "|dtheta|", "steps/s", "x numpy"], rows, notes)
 
     fig, axes = demo.figure()
@@ -317,6 +320,9 @@ def parabola(demo):
     if "Rprop" in paths:
         notes.append("Rprop: 'converged' where t stood still for a step: a step that flips the gradient's sign "
                      "shrinks the step size and leaves t where it is")
+    if "LAMB" in paths:
+        notes.append("LAMB: its trust ratio makes every step about lr*|t| long (the ratio |t|/|u| times lr), so "
+                     "it ends bouncing around the minimum")
     if "Lion" in paths:
         notes.append("Lion: every step moves t by exactly lr, so it ends bouncing lr around the minimum "
                      "(it needs a decaying lr to settle)")
@@ -483,7 +489,7 @@ def newton_vs_gradient_descent(demo):
 MLP_KWARGS = {"SGD": dict(lr=0.1), "Momentum": dict(lr=0.1, beta=0.9), "Adam": dict(lr=1e-3),
               "AdamW": dict(lr=1e-3), "Adamax": dict(lr=2e-3), "NAdam": dict(lr=2e-3), "Adagrad": dict(lr=0.05),
               "Adadelta": dict(lr=1.0), "RMSprop": dict(lr=1e-3), "RAdam": dict(lr=1e-2), "Rprop": dict(lr=1e-3),
-              "ASGD": dict(lr=0.1), "Lion": dict(lr=1e-3), "ScheduleFreeAdamW": dict(lr=5e-3)}
+              "ASGD": dict(lr=0.1), "Lion": dict(lr=1e-3), "LAMB": dict(lr=1e-2), "ScheduleFreeAdamW": dict(lr=5e-3)}
 BATCH = 64
 HIDDEN = 64
 

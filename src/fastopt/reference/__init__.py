@@ -7,8 +7,8 @@ and returns its work for ``run``). ``n_threads`` is checked and ignored. ``backe
 """
 from ._util import Batch, attach, run
 from .tools import ema_update, grad_norm
-from .adam import (adam, adam_batch, adam_group, adamax, adamax_batch, adamax_group, nadam, nadam_batch, nadam_group,
-                   radam, radam_batch, radam_group, sfadamw, sfadamw_batch, sfadamw_group)
+from .adam import (adam, adam_batch, adam_group, adamax, adamax_batch, adamax_group, lamb, lamb_batch, lamb_group,
+                   nadam, nadam_batch, nadam_group, radam, radam_batch, radam_group, sfadamw, sfadamw_batch, sfadamw_group)
 from .floor import floor, floor_batch, floor_group
 from .rmsprop import (adadelta, adadelta_batch, adadelta_group, adagrad, adagrad_batch, adagrad_group, rmsprop,
                       rmsprop_batch, rmsprop_group)
@@ -17,8 +17,8 @@ from .sgd import (asgd, asgd_batch, asgd_group, lion, lion_batch, lion_group, mo
 
 __all__ = [
     "adadelta", "adadelta_group", "adagrad", "adagrad_group", "adam", "adam_group", "adamax",
-    "adamax_group", "asgd", "asgd_group", "ema_update", "floor", "floor_group", "grad_norm", "lion", "lion_group",
-    "momentum", "momentum_group", "nadam", "nadam_group", "radam", "radam_group", "rmsprop", "rmsprop_group",
+    "adamax_group", "asgd", "asgd_group", "ema_update", "floor", "floor_group", "grad_norm", "lamb", "lamb_group",
+    "lion", "lion_group", "momentum", "momentum_group", "nadam", "nadam_group", "radam", "radam_group", "rmsprop", "rmsprop_group",
     "rprop", "rprop_group", "sfadamw", "sfadamw_group", "sgd", "sgd_group",
 ]
 

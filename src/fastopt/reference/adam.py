@@ -242,6 +242,79 @@ def radam_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2
                     decoupled_weight_decay=decoupled_weight_decay), n_threads)
 
 
+LANES, BLOCK = 16, 4096  # the kernel's lanes per piece and its pieces (the runtime's BLOCK)
+
+
+def _norm(x):
+    """The kernel's L2 norm of a tensor: the squares in double, summed per BLOCK piece in LANES lanes
+    (lane j: elements j, j+LANES, ... in order), the lanes in a fixed tree, then the pieces in order."""
+    if x.size == 0:
+        return 0.0
+    pieces = -(-x.size // BLOCK)
+    squares = np.zeros(pieces * BLOCK)  # (zeros past the end add nothing: squares are >= +0 or NaN)
+    squares[:x.size] = np.square(x.reshape(-1).astype(np.float64))
+    lanes = np.cumsum(squares.reshape(pieces, BLOCK // LANES, LANES), axis=1)[:, -1, :]
+    u = lanes[:, :8] + lanes[:, 8:]
+    piece = ((u[:, 0] + u[:, 1]) + (u[:, 2] + u[:, 3])) + ((u[:, 4] + u[:, 5]) + (u[:, 6] + u[:, 7]))
+    return math.sqrt(float(np.cumsum(piece)[-1]))
+
+
+def _lamb(param, grad, step, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, bias_correction,
+          grad_averaging, always_adapt, trust_clip, maximize, grad_scale=1.0):
+    """One LAMB step on flat views, as the kernel's prologue, ``_lamb_span`` (both passes) and
+    ``_lamb_reduce``."""
+    step += 1                                                                   # t
+    t = float(step.reshape(-1)[0])
+    inv_bc1 = 1.0 / (1.0 - beta1 ** t) if bias_correction else 1.0              # inv_bc1
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** t) if bias_correction else 1.0          # bc2_sqrt
+    neg_step = -lr                                                              # step
+    beta3 = 1.0 - beta1 if grad_averaging else 1.0
+    g = effective_grad(grad, param, maximize, 0.0, grad_scale)                  # g_t
+    m = exp_avg * beta1 + beta3 * g                                             # m_t
+    v = exp_avg_sq * beta2 + ((1.0 - beta2) * g) * g                            # v_t
+    u = (m * inv_bc1) / (np.sqrt(v) / bc2_sqrt + eps)                           # u_t
+    if weight_decay != 0.0:
+        u = u + weight_decay * param                                            # u_t
+    if weight_decay != 0.0 or always_adapt:
+        p_norm, u_norm = _norm(param), _norm(u)                                 # p_norm, u_norm
+        ratio = p_norm / u_norm if p_norm > 0.0 and u_norm > 0.0 else 1.0       # ratio
+        if trust_clip and ratio > 1.0:
+            ratio = 1.0                                                         # ratio
+        neg_step = -(lr * ratio)                                                # step
+    exp_avg[...] = m
+    exp_avg_sq[...] = v
+    param[...] = param + neg_step * u                                           # p_t
+
+
+LAMB_NAMES = ("params", "grads", "steps", "exp_avgs", "exp_avg_sqs")
+
+
+def lamb_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, bias_correction,
+               grad_averaging, always_adapt, trust_clip, maximize, check_overlap=True, indexed=True):
+    """The checked work of a ``lamb_group`` call, for ``run``."""
+    hyper = dict(lr=real(lr), beta1=real(beta1), beta2=real(beta2), eps=real(eps), weight_decay=real(weight_decay),
+                 bias_correction=bool(bias_correction), grad_averaging=bool(grad_averaging),
+                 always_adapt=bool(always_adapt), trust_clip=bool(trust_clip), maximize=bool(maximize))
+    work = tensors(LAMB_NAMES, (params, grads, steps, exp_avgs, exp_avg_sqs), 5, check_overlap, indexed)
+    return Batch(_lamb, [args[1:] for args in work], hyper)
+
+
+def lamb(param, grad, step, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, bias_correction,
+         grad_averaging, always_adapt, trust_clip, maximize, n_threads=1):
+    """One LAMB step in place, as timm's Lamb (see the kernel's docstring)."""
+    run(lamb_batch([param], [grad], [step], [exp_avg], [exp_avg_sq], lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                   weight_decay=weight_decay, bias_correction=bias_correction, grad_averaging=grad_averaging,
+                   always_adapt=always_adapt, trust_clip=trust_clip, maximize=maximize, indexed=False), n_threads)
+
+
+def lamb_group(params, grads, steps, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps, weight_decay, bias_correction,
+               grad_averaging, always_adapt, trust_clip, maximize, n_threads=1):
+    """``lamb`` on every tensor of a group."""
+    run(lamb_batch(params, grads, steps, exp_avgs, exp_avg_sqs, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                   weight_decay=weight_decay, bias_correction=bias_correction, grad_averaging=grad_averaging,
+                   always_adapt=always_adapt, trust_clip=trust_clip, maximize=maximize), n_threads)
+
+
 SFADAMW_NAMES = ("params", "grads", "zs", "exp_avg_sqs")
 
 
