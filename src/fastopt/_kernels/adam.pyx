@@ -602,7 +602,7 @@ cdef void _lamb_prologue(void* work) noexcept nogil:
     else:
         w.inv_bc1, w.bc2_sqrt = 1.0, 1.0
     w.neg_step = -w.lr                                                          # step
-    if w.head.reduce != NULL:
+    if w.head.reduce != NULL and w.pieces:  # (an empty tensor has no partials)
         memset(w.partials, 0, w.pieces * 2 * LANES * sizeof(double))
 
 
