@@ -13,7 +13,7 @@ from fastopt._registry import CASES
 
 # the modules whose public classes and functions carry numpydoc docstrings with examples
 MODULES = ["sgd", "momentum", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "radam", "rprop", "asgd",
-           "lion", "lamb", "schedulefree", "_base", "flat",
+           "lion", "lamb", "lbfgs", "schedulefree", "_base", "flat",
            "clip", "ema", "minimize", "lr_scheduler", "_config"]
 # what every NumPy optimizer takes besides its own hyperparameters (``backend`` and ``**options``)
 PRECISION = {"rounding", "seed", "master_weights", "state_dtype"}

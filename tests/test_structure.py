@@ -2,7 +2,7 @@
 import inspect
 
 import fastopt
-from fastopt._registry import CASES
+from fastopt._registry import CASES, CLOSURE_CASES
 
 
 def public_optimizers():
@@ -13,6 +13,10 @@ def public_optimizers():
 
 def test_every_public_optimizer_has_a_registry_row():
     assert public_optimizers() == {case.name for case in CASES}
+    # the rest of the classes with a step (closure optimizers) have rows of their own
+    stepping = {name for name in fastopt.__all__ if inspect.isclass(getattr(fastopt, name))
+                and hasattr(getattr(fastopt, name), "step") and name != "Optimizer"}
+    assert stepping - public_optimizers() == {case.name for case in CLOSURE_CASES}
 
 
 def test_every_kernel_has_a_reference_twin_with_the_same_signature():
@@ -67,7 +71,13 @@ def test_every_registry_row_has_a_torch_class_with_torchs_signature():
     torch = pytest.importorskip("torch")
     import fastopt.torch as ft
 
-    assert set(ft.__all__) == {case.name for case in CASES} | {"Optimizer"}
+    assert set(ft.__all__) == {case.name for case in CASES + CLOSURE_CASES} | {"Optimizer"}
+    for case in CLOSURE_CASES:  # torch's signature over the NumPy class's algorithm
+        cls = getattr(ft, case.name)
+        ours = [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+        assert ours == [(p.name, p.kind, p.default) for p in inspect.signature(case.cls.__init__).parameters.values()]
+        assert ours == [(p.name, p.kind, p.default)
+                        for p in inspect.signature(getattr(torch.optim, case.torch).__init__).parameters.values()]
     for case in CASES:
         cls = getattr(ft, case.name)
         assert issubclass(cls, torch.optim.Optimizer) and cls._rule is case.cls

@@ -16,6 +16,7 @@ from .clip import clip_grad_norm_, clip_grad_value_, get_total_norm
 from .ema import EMA
 from .flat import FlatParams
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .minimize import OptimizeResult, minimize
 from .momentum import Momentum
@@ -47,6 +48,7 @@ __all__ = [
     "RAdam",
     "Rprop",
     "LAMB",
+    "LBFGS",
     "Lion",
     "ScheduleFreeAdamW",
     "Optimizer",

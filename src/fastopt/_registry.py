@@ -11,6 +11,7 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .momentum import Momentum
 from .nadam import NAdam
@@ -138,3 +139,13 @@ CASES = [
 ]
 
 BY_NAME = {case.name: case for case in CASES}
+
+# Optimizers whose step takes a closure (the loss and gradients at points of their own choosing) rather
+# than this step's gradients: outside the kernel suites above, with their own (tests/test_lbfgs.py).
+CLOSURE_CASES = [
+    Case("LBFGS", LBFGS, None, torch="LBFGS", configs={
+        "default": dict(),
+        "strong_wolfe": dict(line_search_fn="strong_wolfe"),
+        "history": dict(history_size=3, max_iter=7, line_search_fn="strong_wolfe"),
+    }),
+]

@@ -62,6 +62,7 @@ from .adam import AdamW as _AdamW
 from .adamax import Adamax as _Adamax
 from .asgd import ASGD as _ASGD
 from .lamb import LAMB as _LAMB
+from .lbfgs import LBFGS as _LBFGS
 from .lion import Lion as _Lion
 from .momentum import Momentum as _Momentum
 from .nadam import NAdam as _NAdam
@@ -72,7 +73,7 @@ from .schedulefree import ScheduleFreeAdamW as _ScheduleFreeAdamW
 from .schedulefree import switch_groups as _switch_groups
 from .sgd import SGD as _SGD
 
-__all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LAMB", "Lion", "Momentum", "NAdam",
+__all__ = ["SGD", "ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LAMB", "LBFGS", "Lion", "Momentum", "NAdam",
            "Optimizer", "RAdam", "RMSprop", "Rprop", "ScheduleFreeAdamW"]
 
 try:  # bfloat16 tensors are stepped as ml_dtypes.bfloat16 views (the fastopt[bf16] extra)
@@ -824,3 +825,123 @@ class ScheduleFreeAdamW(Optimizer):
                                    lambda t: _flat(t.detach()))
             if moved:
                 torch.autograd.graph.increment_version(moved)  # as torch's in-place lerp_ does
+
+
+class LBFGS(torch.optim.Optimizer):
+    """torch.optim.LBFGS's algorithm run by :class:`fastopt.LBFGS` on NumPy views of the parameters and
+    their gradients (the same iterations, evaluation counts, stopping rules and state keys; the numbers
+    agree with torch's to rounding: see fastopt.LBFGS).
+
+    Use it as ``torch.optim.LBFGS``: same arguments and defaults, one parameter group, ``step(closure)``
+    with a closure that zeroes the gradients, computes the loss, calls ``backward()`` and returns the
+    loss; ``state_dict()`` holds torch's keys with tensors (loadable into torch.optim.LBFGS and back).
+
+    Parameters
+    ----------
+    params : iterable of torch.Tensor
+        Dense, C-contiguous CPU tensors of float32 or float64 (one dtype).
+    lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn
+        As torch.optim.LBFGS (and fastopt.LBFGS).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import fastopt.torch
+    >>> x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+    >>> opt = fastopt.torch.LBFGS([x], line_search_fn="strong_wolfe", max_iter=100)
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    ...     loss.backward()
+    ...     return loss
+    >>> loss = opt.step(closure)
+    >>> print(x.detach().numpy().round(4))
+    [1. 1.]
+    """
+
+    def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+                 history_size=100, line_search_fn=None):
+        if isinstance(lr, torch.Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        check.learning_rate(float(lr) if isinstance(lr, torch.Tensor) else lr)
+        if max_eval is None:
+            max_eval = max_iter * 5 // 4
+        defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
+                        tolerance_change=tolerance_change, history_size=history_size, line_search_fn=line_search_fn)
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+        self._params = self.param_groups[0]["params"]
+        for k, p in enumerate(self._params):
+            if p.device.type != "cpu" or p.is_sparse or p.dtype not in (torch.float32, torch.float64) \
+                    or not p.is_contiguous():
+                raise ValueError(f"params[{k}] must be a dense, contiguous CPU tensor of float32 or float64, got "
+                                 f"{p.dtype} on {p.device}{'' if p.is_contiguous() else ', not contiguous'}")
+        self._impl = _LBFGS([p.detach().numpy() for p in self._params], **{
+            key: (float(value) if isinstance(value, torch.Tensor) else value) for key, value in defaults.items()})
+
+    def _numpy_grads(self):
+        grads = []
+        for p in self._params:
+            g = p.grad
+            if g is None:
+                grads.append(None)
+            else:
+                grads.append((g.to_dense() if g.is_sparse else g).detach().numpy())
+        return grads
+
+    @torch.no_grad()
+    def step(self, closure):
+        """Run up to ``max_iter`` iterations, as torch.optim.LBFGS.step.
+
+        Parameters
+        ----------
+        closure : callable
+            Zeroes the gradients, computes the loss, calls ``backward()`` and returns the loss.
+
+        Returns
+        -------
+        The first call's loss, as the closure returned it.
+        """
+        group, impl = self.param_groups[0], self._impl
+        views = []
+        for k, p in enumerate(self._params):  # (views of the current tensors: ``p.data`` may be replaced)
+            if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
+                raise ValueError(f"params[{k}] must be a dense, contiguous CPU tensor of float32 or float64, got "
+                                 f"{p.dtype} on {p.device}{'' if p.is_contiguous() else ', not contiguous'}")
+            views.append(p.detach().numpy())
+        if len({v.dtype for v in views}) != 1:
+            raise TypeError("LBFGS keeps one flat vector of all the parameters: they must share one dtype")
+        impl.param_groups[0]["params"] = views
+        impl.param_groups[0].update({key: (float(value) if isinstance(value, torch.Tensor) else value)
+                                     for key, value in group.items() if key != "params"})
+        impl.state = {0: _lbfgs_state(self.state[self._params[0]], numpy=True)} if self.state[self._params[0]] else {}
+
+        def numpy_closure():
+            with torch.enable_grad():
+                loss = closure()
+            return loss, self._numpy_grads()
+
+        try:
+            return impl.step(numpy_closure)
+        finally:
+            if impl.state:
+                self.state[self._params[0]] = _lbfgs_state(impl.state[0], numpy=False)
+
+
+def _lbfgs_state(state, numpy):
+    """LBFGS state with NumPy arrays and scalars (``numpy``) or torch's tensors and 0-dim tensors,
+    sharing memory where both can; ints and floats stay as they are."""
+    def convert(value):
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if numpy:
+            return value.numpy() if isinstance(value, torch.Tensor) and value.dim() else \
+                (value.numpy()[()] if isinstance(value, torch.Tensor) else value)
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(value)
+        if isinstance(value, np.generic):
+            return torch.tensor(value)
+        return value
+    return {key: convert(value) for key, value in state.items()}
+
