@@ -325,7 +325,7 @@ def test_integer_and_list_x0_become_float64():
 
 
 @pytest.mark.parametrize("kwargs, exc", [
-    (dict(method="lbfgs"), ValueError), (dict(method=""), ValueError), (dict(method=None), (TypeError, ValueError)),
+    (dict(method="bfgs"), ValueError), (dict(method=""), ValueError), (dict(method=None), (TypeError, ValueError)),
     (dict(tol=-1.0), ValueError), (dict(tol=float("nan")), ValueError), (dict(tol="1e-8"), (TypeError, ValueError)),
     (dict(tol=True), (TypeError, ValueError)), (dict(lr=-0.1), ValueError),
     (dict(max_iter=-1), ValueError), (dict(max_iter=10.0), (TypeError, ValueError)),
@@ -369,3 +369,33 @@ def test_result_is_a_dict_with_attributes():
     with pytest.raises(AttributeError):
         res.nonexistent
     assert "success=True" in repr(res)
+
+
+# -- closure optimizers: one L-BFGS iteration per step ---------------------------------------------
+
+def _rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+def _rosenbrock_grad(x):
+    return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+
+def test_lbfgs_minimizes_rosenbrock_with_its_line_search():
+    """method="lbfgs": each of minimize's iterations is one L-BFGS iteration (its history kept across
+    them): with the strong-Wolfe search it reaches Rosenbrock's minimum in tens of iterations, where Adam
+    takes thousands; every iterate is in the history."""
+    res = fastopt.minimize(_rosenbrock, np.array([-1.2, 1.0]), _rosenbrock_grad, method="LBFGS",
+                           line_search_fn="strong_wolfe", tol=1e-14)
+    assert res.success and res.nit < 60
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-4)
+    assert res.history["x"].shape == (res.nit + 1, 2)
+    assert np.all(np.diff(res.history["fun"]) <= 1e-12)  # the line search never goes uphill
+    adam = fastopt.minimize(_rosenbrock, np.array([-1.2, 1.0]), _rosenbrock_grad, method="adam", lr=0.01,
+                            max_iter=5000)
+    assert adam.nit > 20 * res.nit
+
+
+def test_lbfgs_fixed_step_on_the_parabola():
+    res = fastopt.minimize(lambda t: (t - 2.5) ** 2 - 1, 0.0, lambda t: 2 * (t - 2.5), method="lbfgs")
+    assert res.success and res.nit <= 5 and float(res.x) == pytest.approx(2.5, abs=1e-8)

@@ -13,11 +13,12 @@ import numbers
 
 import numpy as np
 
-from ._registry import CASES
+from ._registry import CASES, CLOSURE_CASES
 
 __all__ = ["OptimizeResult", "minimize"]
 
-_METHODS = {case.name.lower(): case.cls for case in CASES}
+_METHODS = {case.name.lower(): case.cls for case in CASES + CLOSURE_CASES}
+_CLOSURE = {case.name.lower() for case in CLOSURE_CASES}  # step(closure): one of their iterations a step
 
 
 class OptimizeResult(dict):
@@ -118,8 +119,8 @@ def minimize(fun, x0, jac, method="adam", hess=None, lr=None, tol=1e-8, max_iter
     jac : callable
         ``jac(x) -> array`` of x's shape, the gradient.
     method : str, default "adam"
-        A fastopt optimizer's name, case-insensitive (``"sgd"``, ``"momentum"``, ``"adam"``, ...), or
-        ``"newton"``.
+        A fastopt optimizer's name, case-insensitive (``"sgd"``, ``"momentum"``, ``"adam"``, ...,
+        ``"lbfgs"``: one L-BFGS iteration per step, its line search included), or ``"newton"``.
     hess : callable, optional
         ``hess(x) -> (n, n) array``, the Hessian (required for ``"newton"``).
     lr : float, optional
@@ -171,7 +172,8 @@ def minimize(fun, x0, jac, method="adam", hess=None, lr=None, tol=1e-8, max_iter
     if not callable(fun) or not callable(jac):
         raise TypeError("fun and jac must be callables")
     if not isinstance(method, str) or (method.lower() != "newton" and method.lower() not in _METHODS):
-        raise ValueError(f"method must be 'newton' or one of {sorted(case.name for case in CASES)}, got {method!r}")
+        raise ValueError(f"method must be 'newton' or one of {sorted(case.name for case in CASES + CLOSURE_CASES)}, "
+                         f"got {method!r}")
     newton = method.lower() == "newton"
     if newton and not callable(hess):
         raise TypeError("method='newton' needs hess, a callable returning the Hessian")
@@ -188,6 +190,8 @@ def minimize(fun, x0, jac, method="adam", hess=None, lr=None, tol=1e-8, max_iter
         kwargs = dict(optimizer_kwargs)
         if lr is not None:
             kwargs["lr"] = float(lr)
+        if method.lower() in _CLOSURE:
+            kwargs["max_iter"] = 1  # (minimize's loop counts the iterations)
         opt = _METHODS[method.lower()]([x], **kwargs)
         sched = scheduler(opt) if scheduler is not None else None
     elif optimizer_kwargs or scheduler is not None:
@@ -204,7 +208,17 @@ def minimize(fun, x0, jac, method="adam", hess=None, lr=None, tol=1e-8, max_iter
         max_iter = 0
     for k in range(1, max_iter + 1):
         g = _gradient(jac, x, k)
-        if newton:
+        if method.lower() in _CLOSURE:  # (its first evaluation: this f and g; then its line search's)
+            calls = []
+
+            def closure(k=k, calls=calls):
+                calls.append(1)
+                return (f, [g]) if len(calls) == 1 else (_value(fun, x, k), [_gradient(jac, x, k)])
+
+            opt.step(closure)
+            if sched is not None:
+                sched.step()
+        elif newton:
             direction = _newton_step(hess, x, g, k)
             if direction is None:
                 message = f"the Hessian is singular at iteration {k} (no Newton step)"
