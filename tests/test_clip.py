@@ -650,3 +650,66 @@ def test_rejected_clipped_step_writes_nothing(case, backend):
         assert opt.last_grad_norm == norm and opt.skipped_steps == 0
     opt.step(good[1])
     assert snapshot(params, opt) != before
+
+
+# -- fastopt.torch: the same options --------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["Adam", "SGD", "LAMB", "RAdam"])
+def test_torch_face_clipping_is_the_numpy_faces_and_clip_then_step(name):
+    """fastopt.torch's ``max_grad_norm``: the same bits as the NumPy face's (the same norm kernel and
+    coefficient); against torch's ``clip_grad_norm_`` then the step, equal to float32 rounding; the
+    ``.grad`` tensors are not rewritten."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(300, generator=gen), torch.randn(20, 7, generator=gen)]
+    grads = [[3 * torch.randn(p.shape, generator=gen) for p in start] for _ in range(3)]
+    kwargs = dict(lr=0.01, momentum=0.9) if name == "SGD" else dict(lr=0.01)
+    tparams = [torch.nn.Parameter(p.clone()) for p in start]
+    topt = getattr(ft, name)(tparams, max_grad_norm=1.0, **kwargs)
+    nparams = [p.numpy().copy() for p in start]
+    nopt = getattr(fastopt, name)(nparams, max_grad_norm=1.0, **kwargs)
+    for step in grads:
+        for p, g in zip(tparams, step):
+            p.grad = g.clone()
+        topt.step()
+        assert all(torch.equal(p.grad, g) for p, g in zip(tparams, step))  # not rewritten
+        nopt.step([g.numpy().copy() for g in step])
+    for a, b in zip(tparams, nparams):
+        np.testing.assert_array_equal(a.detach().numpy(), b)
+    assert topt.last_grad_norm == nopt.last_grad_norm > 1.0
+    if hasattr(torch.optim, name):
+        rparams = [torch.nn.Parameter(p.clone()) for p in start]
+        ropt = getattr(torch.optim, name)(rparams, **kwargs)
+        for step in grads:
+            for p, g in zip(rparams, step):
+                p.grad = g.clone()
+            torch.nn.utils.clip_grad_norm_(rparams, 1.0)
+            ropt.step()
+        for a, b in zip(tparams, rparams):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_face_skip_nonfinite_changes_nothing():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    p = torch.nn.Parameter(torch.ones(5))
+    opt = ft.Adam([p], lr=0.1, skip_nonfinite=True)
+    p.grad = torch.tensor([1.0, float("nan"), 1.0, 1.0, 1.0])
+    opt.step()  # the first step: not even the state is created
+    assert torch.equal(p.detach(), torch.ones(5)) and len(opt.state) == 0
+    assert opt.skipped_steps == 1 and math.isnan(opt.last_grad_norm)
+    p.grad = torch.ones(5)
+    opt.step()
+    assert not torch.equal(p.detach(), torch.ones(5)) and float(opt.state[p]["step"]) == 1.0
+    p.grad = torch.tensor([float("inf")] * 5)
+    before = (p.detach().clone(), {k: v.clone() for k, v in opt.state[p].items()})
+    opt.step()
+    assert torch.equal(p.detach(), before[0]) and opt.skipped_steps == 2
+    assert all(torch.equal(opt.state[p][k], v) for k, v in before[1].items())
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        ft.Adam([p], max_grad_norm=0.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        ft.Adam([p], norm_type=-1.0)

@@ -122,7 +122,8 @@ def test_torch_optimizer_docstrings(case):
     cls = getattr(ft, case.name)
     assert_numpydoc(cls, "Parameters", "Notes", "Examples")
     names = documented(cls.__doc__)
-    expected = set(arguments(cls)) | {"params"} | PRECISION  # the precision options: through **options
+    # the gradient and precision options: through **options
+    expected = set(arguments(cls)) | {"params", "max_grad_norm", "norm_type", "skip_nonfinite"} | PRECISION
     assert names == expected, f"fastopt.torch.{case.name}: {sorted(names ^ expected)}"
     assert ".. math::" in cls.__doc__
     assert f"fastopt.torch.{case.name}(" in sections(cls.__doc__)["Examples"]

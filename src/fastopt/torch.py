@@ -261,10 +261,20 @@ class Optimizer(torch.optim.Optimizer):
         # spec and kernel keywords (a bare instance, never initialized, keeps their super() calls valid)
         cls._impl = object.__new__(cls._rule) if cls._rule is not None else None
 
-    def __init__(self, params, defaults, *, rounding="nearest", seed=None, master_weights=None,
-                 state_dtype=None):
+    def __init__(self, params, defaults, *, max_grad_norm=None, norm_type=2.0, skip_nonfinite=False,
+                 rounding="nearest", seed=None, master_weights=None, state_dtype=None):
         self._lock = threading.RLock()
         self._plan = None
+        if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
+            raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
+        norm_type = check.real("norm_type", norm_type)
+        check.norm_kind(norm_type)  # ValueError for anything but a positive p or inf
+        check.flag("skip_nonfinite", skip_nonfinite)
+        # the gradient options, as fastopt.Optimizer's: one read pass for the norm, the clip coefficient
+        # folded into the update's reads (the .grad tensors are never rewritten)
+        self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
+        self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)
+        self.last_grad_norm, self.skipped_steps = None, 0
         self._precision = Precision(rounding, seed, master_weights, state_dtype)
         self._impl._check_hyperparameters(defaults)
         super().__init__(params, defaults)
@@ -275,6 +285,9 @@ class Optimizer(torch.optim.Optimizer):
             self._lock = threading.RLock()
         if "_precision" not in self.__dict__:
             self._precision = Precision()
+        for key, value in (("max_grad_norm", None), ("norm_type", 2.0), ("skip_nonfinite", False),
+                           ("last_grad_norm", None), ("skipped_steps", 0)):  # (pickles from before these)
+            self.__dict__.setdefault(key, value)
         self._plan = None
         for group in self.param_groups:  # what older or foreign state dicts lack, as torch's classes do
             for key, value in self.defaults.items():
@@ -349,6 +362,17 @@ class Optimizer(torch.optim.Optimizer):
                     plan = self._build_plan()
                     grads = plan.grads
             try:
+                scale = 1.0
+                if self.max_grad_norm is not None or self.skip_nonfinite:
+                    norm, finite = kernels.grad_norm(grads, self.norm_type, _threads())
+                    self.last_grad_norm = norm
+                    if self.skip_nonfinite and not finite:  # changes nothing: not even new state
+                        self.skipped_steps += 1
+                        self._forget(plan.created)
+                        return loss
+                    if self.max_grad_norm is not None:
+                        coef = self.max_grad_norm / (norm + 1e-6)
+                        scale = 1.0 if coef >= 1.0 else coef  # a NaN norm gives NaN, as torch's clamp
                 batches = []
                 for i, views in enumerate(plan.views):
                     lo, hi = plan.bounds[i], plan.bounds[i + 1]
@@ -363,7 +387,7 @@ class Optimizer(torch.optim.Optimizer):
                 if plan.masters is not None:  # (one list per group that has a batch)
                     for batch, masters in zip(batches, plan.masters):
                         _runtime.attach(batch, precision.master_weights, masters)
-                _runtime.run_openmp(batches, _threads(), 1.0, precision.rounding_seed())
+                _runtime.run_openmp(batches, _threads(), scale, precision.rounding_seed())
                 precision.advance()
                 if self._rule._live:  # the groups' bookkeeping (schedule-free's step count and weights)
                     for group, kwargs in zip(self.param_groups, plan.kwargs):
@@ -592,7 +616,7 @@ class Optimizer(torch.optim.Optimizer):
 
 # -- the optimizers ---------------------------------------------------------------------------------
 
-_NUMPY_ONLY = {"params", "backend", "max_grad_norm", "norm_type", "skip_nonfinite"}
+_NUMPY_ONLY = {"params", "backend"}
 
 
 def _torch_doc(rule, torch_name):
