@@ -254,13 +254,8 @@ class Optimizer:
                  skip_nonfinite=False, rounding="nearest", seed=None, master_weights=None, state_dtype=None):
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-        if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
-            raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
-        norm_type = check.real("norm_type", norm_type)
-        check.norm_kind(norm_type)  # ValueError for anything but a positive p or inf
-        check.flag("skip_nonfinite", skip_nonfinite)
-        self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
-        self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)
+        self.max_grad_norm, self.norm_type, self.skip_nonfinite = check.gradient_options(
+            max_grad_norm, norm_type, skip_nonfinite)
         self.last_grad_norm, self.skipped_steps = None, 0
         self.backend = backend
         self._precision = Precision(rounding, seed, master_weights, state_dtype)
@@ -407,9 +402,7 @@ class Optimizer:
                 if self.skip_nonfinite and not finite:
                     self.skipped_steps += 1
                     return
-                if self.max_grad_norm is not None:
-                    coef = self.max_grad_norm / (norm + 1e-6)
-                    scale = 1.0 if coef >= 1.0 else coef  # a NaN norm gives NaN, as torch's clamp
+                scale = check.clip_scale(self.max_grad_norm, norm)
             created = None if plan.complete else self._create_state(plan, grads)
             precision = self._precision
             try:

@@ -100,6 +100,26 @@ def flag(name, value):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
 
 
+def gradient_options(max_grad_norm, norm_type, skip_nonfinite):
+    """The gradient options every optimizer takes (both faces), checked: (max_grad_norm as a float or
+    None, norm_type as a float, skip_nonfinite as a bool)."""
+    if max_grad_norm is not None and not 0.0 < real("max_grad_norm", max_grad_norm) < float("inf"):
+        raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
+    norm_type = real("norm_type", norm_type)
+    norm_kind(norm_type)  # ValueError for anything but a positive p or inf
+    flag("skip_nonfinite", skip_nonfinite)
+    return (None if max_grad_norm is None else float(max_grad_norm)), float(norm_type), bool(skip_nonfinite)
+
+
+def clip_scale(max_grad_norm, norm):
+    """The gradient scale of clipping to ``max_grad_norm`` (None: 1): torch's clip_grad_norm_
+    coefficient ``min(1, max_grad_norm / (norm + 1e-6))``; a NaN norm gives NaN, as torch's clamp."""
+    if max_grad_norm is None:
+        return 1.0
+    coef = max_grad_norm / (norm + 1e-6)
+    return 1.0 if coef >= 1.0 else coef
+
+
 def torch_only_flags(group):
     """torch's implementation switches (foreach, fused) are accepted and inert: fastopt always runs
     its one fused kernel. capturable and differentiable need CUDA graphs and autograd."""

@@ -265,15 +265,10 @@ class Optimizer(torch.optim.Optimizer):
                  rounding="nearest", seed=None, master_weights=None, state_dtype=None):
         self._lock = threading.RLock()
         self._plan = None
-        if max_grad_norm is not None and not 0.0 < check.real("max_grad_norm", max_grad_norm) < float("inf"):
-            raise ValueError(f"max_grad_norm must be a positive number or None, got {max_grad_norm!r}")
-        norm_type = check.real("norm_type", norm_type)
-        check.norm_kind(norm_type)  # ValueError for anything but a positive p or inf
-        check.flag("skip_nonfinite", skip_nonfinite)
         # the gradient options, as fastopt.Optimizer's: one read pass for the norm, the clip coefficient
         # folded into the update's reads (the .grad tensors are never rewritten)
-        self.max_grad_norm = None if max_grad_norm is None else float(check.real("max_grad_norm", max_grad_norm))
-        self.norm_type, self.skip_nonfinite = float(norm_type), bool(skip_nonfinite)
+        self.max_grad_norm, self.norm_type, self.skip_nonfinite = check.gradient_options(
+            max_grad_norm, norm_type, skip_nonfinite)
         self.last_grad_norm, self.skipped_steps = None, 0
         self._precision = Precision(rounding, seed, master_weights, state_dtype)
         self._impl._check_hyperparameters(defaults)
@@ -370,9 +365,7 @@ class Optimizer(torch.optim.Optimizer):
                         self.skipped_steps += 1
                         self._forget(plan.created)
                         return loss
-                    if self.max_grad_norm is not None:
-                        coef = self.max_grad_norm / (norm + 1e-6)
-                        scale = 1.0 if coef >= 1.0 else coef  # a NaN norm gives NaN, as torch's clamp
+                    scale = check.clip_scale(self.max_grad_norm, norm)
                 batches = []
                 for i, views in enumerate(plan.views):
                     lo, hi = plan.bounds[i], plan.bounds[i + 1]
