@@ -38,6 +38,9 @@ QUANTIZED = ("q8", "q4")
 MIN_QUANT_SIZE = 4096  # smaller tensors keep float32 state (bitsandbytes' and torchao's rule)
 # State that is never negative takes the unsigned map (one more bit of resolution); the rest the signed.
 UNSIGNED_STATE = frozenset({"exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg", "acc_delta", "exp_inf"})
+# State that is a copy of the parameters, not a statistic of the gradients (schedule-free's z, which eval()
+# swaps with them): never quantized, whatever ``state_dtype`` asks (it would quantize the weights).
+WEIGHT_STATE = frozenset({"z"})
 
 # The quantization maps, float32 bits: bitsandbytes' create_dynamic_map(signed, 7, 8) for 8 bits, its
 # create_dynamic_map(True, 3, 4) without the padding zeros for signed 4 bits, and k/16 (k = 1..16, no
@@ -204,7 +207,7 @@ class Precision:
         wanted = self.state_dtype.get(key) if isinstance(self.state_dtype, dict) else self.state_dtype
         if wanted is None and self.master_weights is not None:
             wanted = "float32"
-        if key == "z" and wanted in QUANTIZED:  # schedule-free's z is a copy of the params, not a statistic
+        if key in WEIGHT_STATE and wanted in QUANTIZED:
             wanted = None
         if wanted is None or param_dtype == np.float64:
             return param_dtype
