@@ -100,6 +100,15 @@ def flag(name, value):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
 
 
+def adam_family(group):
+    """The hyperparameters every Adam-family group has, in torch's order of checks: lr, eps, betas,
+    weight_decay."""
+    learning_rate(group["lr"])
+    epsilon(group["eps"])
+    betas(group["betas"])
+    nonnegative("weight_decay", group["weight_decay"])
+
+
 def gradient_options(max_grad_norm, norm_type, skip_nonfinite):
     """The gradient options every optimizer takes (both faces), checked: (max_grad_norm as a float or
     None, norm_type as a float, skip_nonfinite as a bool)."""

@@ -90,10 +90,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
-        check.learning_rate(group["lr"])
-        check.epsilon(group["eps"])
-        check.betas(group["betas"])
-        check.nonnegative("weight_decay", group["weight_decay"])
+        check.adam_family(group)
         for name in ("amsgrad", "maximize", "decoupled_weight_decay"):
             check.flag(name, group[name])
         check.torch_only_flags(group)

@@ -68,10 +68,7 @@ class Adamax(Optimizer):
         super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
-        check.learning_rate(group["lr"])
-        check.epsilon(group["eps"])
-        check.betas(group["betas"])
-        check.nonnegative("weight_decay", group["weight_decay"])
+        check.adam_family(group)
         check.flag("maximize", group["maximize"])
         check.torch_only_flags(group)
 

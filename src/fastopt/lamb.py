@@ -91,10 +91,7 @@ class LAMB(Optimizer):
         super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
-        check.learning_rate(group["lr"])
-        check.epsilon(group["eps"])
-        check.betas(group["betas"])
-        check.nonnegative("weight_decay", group["weight_decay"])
+        check.adam_family(group)
         for key in ("bias_correction", "grad_averaging", "trust_clip", "always_adapt", "maximize"):
             check.flag(key, group[key])
 

@@ -82,10 +82,7 @@ class RAdam(Optimizer):
         super().__init__(params, defaults, backend=backend, **options)
 
     def _check_hyperparameters(self, group):
-        check.learning_rate(group["lr"])
-        check.epsilon(group["eps"])
-        check.betas(group["betas"])
-        check.nonnegative("weight_decay", group["weight_decay"])
+        check.adam_family(group)
         check.flag("maximize", group["maximize"])
         check.flag("decoupled_weight_decay", group["decoupled_weight_decay"])
         check.torch_only_flags(group)
